@@ -1,0 +1,337 @@
+//! [`FrameInfo`]: the single parse a forwarding decision needs.
+//!
+//! One pass over the headers of a frame, bounded by the header sizes (never the payload):
+//! Ethernet with at most one 802.1Q tag, IPv4 (header checksum verified, options skipped)
+//! or IPv6 (extension headers walked, at most [`ipv6::MAX_EXT_HEADERS`]), then the ports
+//! and flags of TCP, the ports of UDP, the type and code of ICMP with the datagram an
+//! error quotes, or the inner version of an IP-in-IP packet.
+//!
+//! Every offset in a `FrameInfo` returned by `parse` lies inside the frame it was parsed
+//! from: the `fwd` functions rely on that (and check it again cheaply, so a `FrameInfo`
+//! from another frame gives an error, not a panic).
+
+use core::net::IpAddr;
+
+use super::ethernet::{EtherType, Frame as EthernetFrame};
+use super::icmpv4::Packet as Icmpv4Packet;
+use super::icmpv6::Packet as Icmpv6Packet;
+use super::ip::{IpProtocol, IpVersion};
+use super::ipv4::Packet as Ipv4Packet;
+use super::ipv6::Packet as Ipv6Packet;
+use super::quote::Quote;
+use super::tcp::{Flags as TcpFlags, Packet as TcpPacket};
+use super::udp::Packet as UdpPacket;
+use super::{Error, Result};
+
+/// Where a packet stands in fragmentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Fragment {
+    /// Not a fragment (an IPv6 atomic fragment, offset 0 without more, counts as whole).
+    Whole,
+    /// The first fragment: it carries the L4 header, but not the whole datagram.
+    First,
+    /// A later fragment: no L4 header, so no ports.
+    Later,
+}
+
+/// The IP layer of a parsed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct IpInfo {
+    /// IPv4 or IPv6.
+    pub version: IpVersion,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Bytes from the IP header to the upper-layer header (IPv4 options and IPv6
+    /// extension headers included).
+    pub header_len: usize,
+    /// Bytes of the IP packet (IPv4 total length, IPv6 40 + payload length). The frame
+    /// may be longer (Ethernet padding).
+    pub total_len: usize,
+    /// The upper-layer protocol (after IPv6 extension headers).
+    pub protocol: IpProtocol,
+    /// Fragmentation state.
+    pub fragment: Fragment,
+    /// TTL or hop limit.
+    pub hop_limit: u8,
+    /// IPv4 DF bit; always true for IPv6, which routers never fragment.
+    pub dont_fragment: bool,
+}
+
+/// The datagram quoted in an ICMP error, as far as the quote shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct InnerInfo {
+    /// Offset of the quoted IP header in the frame.
+    pub offset: usize,
+    /// IP version of the quoted datagram.
+    pub version: IpVersion,
+    /// Its source address.
+    pub src: IpAddr,
+    /// Its destination address.
+    pub dst: IpAddr,
+    /// Its header length (IPv6 extension headers included).
+    pub header_len: usize,
+    /// Its upper-layer protocol.
+    pub protocol: IpProtocol,
+    /// Source and destination ports, when the quote is TCP or UDP and shows them.
+    pub ports: Option<(u16, u16)>,
+    /// Bytes of its L4 header present in the quote.
+    pub l4_len: usize,
+}
+
+/// The ICMP (v4 or v6) layer of a parsed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct IcmpInfo {
+    /// Message type.
+    pub msg_type: u8,
+    /// Message code.
+    pub code: u8,
+    /// Whether the type is an error (it quotes a datagram).
+    pub is_error: bool,
+    /// The quoted datagram, for an error whose quote parses.
+    pub inner: Option<InnerInfo>,
+}
+
+/// The transport layer of a parsed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum L4Info {
+    /// No transport header: a later fragment, or a protocol we do not read.
+    None,
+    /// TCP.
+    Tcp {
+        /// Source port.
+        src_port: u16,
+        /// Destination port.
+        dst_port: u16,
+        /// Flags.
+        flags: TcpFlags,
+    },
+    /// UDP.
+    Udp {
+        /// Source port.
+        src_port: u16,
+        /// Destination port.
+        dst_port: u16,
+    },
+    /// ICMPv4 or ICMPv6.
+    Icmp(IcmpInfo),
+    /// IP-in-IP (protocol 4 or 41): a tunnelled packet of the given version.
+    IpIp(IpVersion),
+}
+
+impl L4Info {
+    /// Source and destination ports of TCP or UDP.
+    #[inline]
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        match *self {
+            L4Info::Tcp {
+                src_port, dst_port, ..
+            }
+            | L4Info::Udp { src_port, dst_port } => Some((src_port, dst_port)),
+            _ => None,
+        }
+    }
+}
+
+/// The headers of one frame, parsed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FrameInfo {
+    /// Offset of the IP header: 14, 18 with an 802.1Q tag, 0 for a bare IP packet.
+    pub l3_offset: usize,
+    /// The 802.1Q tag control information, if tagged.
+    pub vlan: Option<u16>,
+    /// The IP layer.
+    pub ip: IpInfo,
+    /// The transport layer.
+    pub l4: L4Info,
+}
+
+impl FrameInfo {
+    /// Offset of the upper-layer header in the frame.
+    #[inline]
+    pub fn l4_offset(&self) -> usize {
+        self.l3_offset + self.ip.header_len
+    }
+
+    /// Offset just past the IP packet (before any Ethernet padding).
+    #[inline]
+    pub fn ip_end(&self) -> usize {
+        self.l3_offset + self.ip.total_len
+    }
+
+    /// Parses an Ethernet frame. Not IPv4/IPv6 (ARP, LLDP, a second VLAN tag) is
+    /// `Err(Error::Unsupported)`; everything else that does not check is the view's error.
+    pub fn parse(frame: &[u8]) -> Result<FrameInfo> {
+        let eth = EthernetFrame::new_checked(frame)?;
+        let version = match eth.ethertype() {
+            EtherType::Ipv4 => IpVersion::V4,
+            EtherType::Ipv6 => IpVersion::V6,
+            _ => return Err(Error::Unsupported),
+        };
+        Self::parse_at(frame, eth.header_len(), eth.vlan_tci(), version)
+    }
+
+    /// Parses a bare IP packet (from a TUN device, or an IP-in-IP payload): the version
+    /// comes from the first nibble.
+    pub fn parse_ip(packet: &[u8]) -> Result<FrameInfo> {
+        let version = match packet.first().map(|b| b >> 4) {
+            Some(4) => IpVersion::V4,
+            Some(6) => IpVersion::V6,
+            Some(_) => return Err(Error::BadVersion),
+            None => return Err(Error::Truncated),
+        };
+        Self::parse_at(packet, 0, None, version)
+    }
+
+    fn parse_at(
+        frame: &[u8],
+        l3_offset: usize,
+        vlan: Option<u16>,
+        version: IpVersion,
+    ) -> Result<FrameInfo> {
+        let l3 = frame.get(l3_offset..).ok_or(Error::Truncated)?;
+        let ip = match version {
+            IpVersion::V4 => {
+                let p = Ipv4Packet::new_checked(l3)?;
+                if !p.verify_checksum() {
+                    return Err(Error::BadChecksum);
+                }
+                let fragment = if p.frag_offset() != 0 {
+                    Fragment::Later
+                } else if p.more_frags() {
+                    Fragment::First
+                } else {
+                    Fragment::Whole
+                };
+                IpInfo {
+                    version,
+                    src: IpAddr::V4(p.src_addr()),
+                    dst: IpAddr::V4(p.dst_addr()),
+                    header_len: p.header_len(),
+                    total_len: p.total_len() as usize,
+                    protocol: p.next_header(),
+                    fragment,
+                    hop_limit: p.hop_limit(),
+                    dont_fragment: p.dont_frag(),
+                }
+            }
+            IpVersion::V6 => {
+                let p = Ipv6Packet::new_checked(l3)?;
+                let walk = p.upper_layer()?;
+                let fragment = match walk.fragment {
+                    Some(f) if f.offset != 0 => Fragment::Later,
+                    Some(f) if f.more => Fragment::First,
+                    _ => Fragment::Whole,
+                };
+                IpInfo {
+                    version,
+                    src: IpAddr::V6(p.src_addr()),
+                    dst: IpAddr::V6(p.dst_addr()),
+                    header_len: walk.offset,
+                    total_len: p.total_len(),
+                    protocol: walk.protocol,
+                    fragment,
+                    hop_limit: p.hop_limit(),
+                    dont_fragment: true,
+                }
+            }
+        };
+        let l4_offset = l3_offset + ip.header_len;
+        let l4_bytes = frame
+            .get(l4_offset..l3_offset + ip.total_len)
+            .ok_or(Error::Truncated)?;
+        let l4 = if ip.fragment == Fragment::Later {
+            L4Info::None
+        } else {
+            parse_l4(l4_bytes, l4_offset, &ip)?
+        };
+        Ok(FrameInfo {
+            l3_offset,
+            vlan,
+            ip,
+            l4,
+        })
+    }
+}
+
+fn parse_l4(bytes: &[u8], l4_offset: usize, ip: &IpInfo) -> Result<L4Info> {
+    Ok(match (ip.protocol, ip.version) {
+        (IpProtocol::Tcp, _) => {
+            let t = TcpPacket::new_checked(bytes)?;
+            L4Info::Tcp {
+                src_port: t.src_port(),
+                dst_port: t.dst_port(),
+                flags: t.flags(),
+            }
+        }
+        (IpProtocol::Udp, _) => {
+            // A first fragment carries the header but not the length it announces.
+            let u = if ip.fragment == Fragment::First {
+                if bytes.len() < 8 {
+                    return Err(Error::Truncated);
+                }
+                UdpPacket::new_unchecked(bytes)
+            } else {
+                UdpPacket::new_checked(bytes)?
+            };
+            L4Info::Udp {
+                src_port: u.src_port(),
+                dst_port: u.dst_port(),
+            }
+        }
+        (IpProtocol::Icmp, IpVersion::V4) => {
+            let m = Icmpv4Packet::new_checked(bytes)?;
+            let is_error = m.is_error();
+            let inner = if is_error {
+                inner_info(m.data(), l4_offset + 8)
+            } else {
+                None
+            };
+            L4Info::Icmp(IcmpInfo {
+                msg_type: m.msg_type().into(),
+                code: m.msg_code(),
+                is_error,
+                inner,
+            })
+        }
+        (IpProtocol::Icmpv6, IpVersion::V6) => {
+            let m = Icmpv6Packet::new_checked(bytes)?;
+            let is_error = m.is_error();
+            let inner = if is_error {
+                inner_info(m.data(), l4_offset + 8)
+            } else {
+                None
+            };
+            L4Info::Icmp(IcmpInfo {
+                msg_type: m.msg_type().into(),
+                code: m.msg_code(),
+                is_error,
+                inner,
+            })
+        }
+        (IpProtocol::IpIp, _) => L4Info::IpIp(IpVersion::V4),
+        (IpProtocol::Ipv6, _) => L4Info::IpIp(IpVersion::V6),
+        _ => L4Info::None,
+    })
+}
+
+fn inner_info(quote: &[u8], offset: usize) -> Option<InnerInfo> {
+    let q = Quote::new_checked(quote).ok()?;
+    Some(InnerInfo {
+        offset,
+        version: q.version(),
+        src: q.src_addr(),
+        dst: q.dst_addr(),
+        header_len: q.header_len(),
+        protocol: q.protocol(),
+        ports: q.ports(),
+        l4_len: q.l4().len(),
+    })
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The project's whole test run: what a newcomer runs, and exactly what CI runs.
+# Installs what it needs itself (rustup target and components, cargo-fuzz), then:
+# format, lints, the no_std build for Cortex-M, fuzz smoke runs, benchmark builds,
+# and every test (unit, property, differential). Exit status is the verdict.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain: thumbv7em-none-eabihf target, clippy, rustfmt, nightly, cargo-fuzz"
+rustup target add thumbv7em-none-eabihf
+rustup component add clippy rustfmt
+if ! rustc +nightly --version >/dev/null 2>&1; then
+    rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
+
+step "format"
+cargo fmt --all --check
+(cd fuzz && cargo fmt --check)
+
+step "clippy (-D warnings), every target and feature set"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p lvs-core --all-targets --features log -- -D warnings
+cargo clippy -p lvs-core --lib --target thumbv7em-none-eabihf --features defmt -- -D warnings
+
+step "no_std: lvs-core and lvs-smoltcp for thumbv7em-none-eabihf (release)"
+cargo build -p lvs-core --target thumbv7em-none-eabihf --release
+cargo build -p lvs-core --target thumbv7em-none-eabihf --release --features defmt
+cargo build -p lvs-smoltcp --target thumbv7em-none-eabihf --release
+if cargo build -p lvs-core --features log,defmt >/dev/null 2>&1; then
+    echo "error: log and defmt together must not compile" >&2
+    exit 1
+fi
+echo "log + defmt together is a compile error, as it must be"
+
+step "public API documented"
+RUSTDOCFLAGS="-D warnings" cargo doc -p lvs-core --no-deps
+
+step "fuzz smoke: every target for ${FUZZ_SECONDS}s from its seed corpus"
+bash fuzz/smoke.sh "$FUZZ_SECONDS"
+
+step "benchmarks build"
+cargo bench --workspace --no-run
+
+step "tests"
+cargo test --workspace

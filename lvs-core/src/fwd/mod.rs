@@ -258,3 +258,270 @@ pub fn set_macs(frame: &mut [u8], src: EthernetAddress, dst: EthernetAddress) ->
     eth.set_dst_addr(dst);
     Ok(())
 }
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+
+/// Table-driven fixtures: each input frame and the exact frame the method must produce,
+/// both built by scapy with full checksums (`scripts/gen_fwd_fixtures.py`).
+#[cfg(test)]
+mod test {
+    use super::fixtures::*;
+    use super::icmp::{IcmpRewrite, too_big_reply};
+    use super::*;
+    use core::net::{Ipv4Addr, Ipv6Addr};
+    use std::vec::Vec;
+
+    fn v4(s: &str) -> IpAddr {
+        IpAddr::V4(s.parse::<Ipv4Addr>().unwrap())
+    }
+    fn v6(s: &str) -> IpAddr {
+        IpAddr::V6(s.parse::<Ipv6Addr>().unwrap())
+    }
+    fn ep(a: IpAddr, p: u16) -> Endpoint {
+        Endpoint::new(a, p)
+    }
+    const DMAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x0d]);
+    const RMAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x11]);
+
+    /// Applies `f` to a copy of `input` and checks the result is `expected`, byte for byte.
+    fn check(
+        input: &[u8],
+        expected: &[u8],
+        f: impl FnOnce(&mut [u8], &FrameInfo) -> Result<(), Error>,
+    ) {
+        let mut frame = input.to_vec();
+        let info = FrameInfo::parse(&frame).unwrap();
+        f(&mut frame, &info).unwrap();
+        assert_eq!(hex(&frame), hex(expected));
+    }
+
+    fn hex(b: &[u8]) -> Vec<std::string::String> {
+        b.chunks(16)
+            .map(|c| c.iter().map(|x| std::format!("{x:02x}")).collect())
+            .collect()
+    }
+
+    #[test]
+    fn test_nat_inbound_v4_tcp_syn_with_options() {
+        check(NAT_IN_V4_TCP, NAT_IN_V4_TCP_OUT, |f, i| {
+            nat::inbound(f, i, ep(v4("10.0.0.11"), 8080))
+        });
+    }
+
+    #[test]
+    fn test_nat_outbound_v4_tcp_reply() {
+        check(NAT_OUT_V4_TCP, NAT_OUT_V4_TCP_OUT, |f, i| {
+            nat::outbound(f, i, ep(v4("203.0.113.10"), 80))
+        });
+    }
+
+    #[test]
+    fn test_nat_inbound_v4_udp_zero_checksum_stays_zero() {
+        check(NAT_IN_V4_UDP0, NAT_IN_V4_UDP0_OUT, |f, i| {
+            nat::inbound(f, i, ep(v4("10.0.0.11"), 5300))
+        });
+    }
+
+    #[test]
+    fn test_nat_inbound_v6_udp_vlan() {
+        check(NAT_IN_V6_UDP_VLAN, NAT_IN_V6_UDP_VLAN_OUT, |f, i| {
+            assert_eq!(i.vlan, Some(0x602a));
+            nat::inbound(f, i, ep(v6("2001:db8:1::11"), 5300))
+        });
+    }
+
+    #[test]
+    fn test_fullnat_inbound_v6_tcp() {
+        check(FULLNAT_IN_V6_TCP, FULLNAT_IN_V6_TCP_OUT, |f, i| {
+            fullnat::inbound(
+                f,
+                i,
+                ep(v6("2001:db8:1::1"), 5000),
+                ep(v6("2001:db8:1::11"), 8080),
+            )
+        });
+    }
+
+    #[test]
+    fn test_fullnat_outbound_v4_tcp() {
+        check(FULLNAT_OUT_V4_TCP, FULLNAT_OUT_V4_TCP_OUT, |f, i| {
+            fullnat::outbound(
+                f,
+                i,
+                ep(v4("203.0.113.10"), 80),
+                ep(v4("198.51.100.7"), 40000),
+            )
+        });
+    }
+
+    #[test]
+    fn test_dr_changes_the_destination_mac_only() {
+        check(DR_V4, DR_V4_OUT, |f, _| dr::forward(f, DMAC, RMAC));
+    }
+
+    #[test]
+    fn test_nat_outbound_icmp_port_unreachable_v4() {
+        check(ICMP_NAT_OUT_V4, ICMP_NAT_OUT_V4_OUT, |f, i| {
+            nat::outbound_icmp(f, i, ep(v4("203.0.113.10"), 53))
+        });
+    }
+
+    #[test]
+    fn test_fullnat_inbound_icmpv6_packet_too_big() {
+        check(ICMP_FULLNAT_IN_V6, ICMP_FULLNAT_IN_V6_OUT, |f, i| {
+            fullnat::inbound_icmp(
+                f,
+                i,
+                ep(v6("2001:db8:1::1"), 5000),
+                ep(v6("2001:db8:1::11"), 8080),
+            )
+        });
+    }
+
+    fn tun_params(src: IpAddr, dst: IpAddr) -> tun::TunParams {
+        tun::TunParams {
+            src,
+            dst,
+            ident: 0x1234,
+            flow_label: 0xabcde,
+            mtu: 1500,
+        }
+    }
+
+    /// Encapsulates `input` placed at `headroom` in a buffer of `extra` tailroom, and
+    /// checks the result against `expected` (MACs set as the director would).
+    fn check_encap(
+        input: &[u8],
+        expected: &[u8],
+        p: &tun::TunParams,
+        headroom: usize,
+        extra: usize,
+    ) {
+        let mut buf = std::vec![0u8; headroom + input.len() + extra];
+        buf[headroom..headroom + input.len()].copy_from_slice(input);
+        let info = FrameInfo::parse(input).unwrap();
+        let out = tun::encap(&mut buf, headroom..headroom + input.len(), &info, p).unwrap();
+        set_macs(&mut buf[out.clone()], DMAC, RMAC).unwrap();
+        assert_eq!(hex(&buf[out.clone()]), hex(expected));
+
+        // And back: the real server's decapsulation restores the inner frame.
+        let enc = FrameInfo::parse(&buf[out.clone()]).unwrap();
+        let (inner, inner_info) = tun::decap(&mut buf, out, &enc).unwrap();
+        assert_eq!(&buf[inner.start + 14..inner.end], &input[14..]);
+        assert_eq!(inner_info.ip, info.ip);
+    }
+
+    #[test]
+    fn test_tun_4in4_in_headroom_and_by_moving_the_packet() {
+        let p = tun_params(v4("10.0.0.1"), v4("10.0.0.11"));
+        check_encap(TUN_V4, TUN_4IN4_OUT, &p, 64, 0);
+        check_encap(TUN_V4, TUN_4IN4_OUT, &p, 0, 20);
+        let info = FrameInfo::parse(TUN_V4).unwrap();
+        let mut small = TUN_V4.to_vec();
+        let n = small.len();
+        assert_eq!(tun::encap(&mut small, 0..n, &info, &p), Err(Error::NoRoom));
+    }
+
+    #[test]
+    fn test_tun_6in6_and_6in4() {
+        check_encap(
+            TUN_V6,
+            TUN_6IN6_OUT,
+            &tun_params(v6("2001:db8:1::1"), v6("2001:db8:1::11")),
+            40,
+            0,
+        );
+        check_encap(
+            TUN_V6,
+            TUN_6IN4_OUT,
+            &tun_params(v4("10.0.0.1"), v4("10.0.0.11")),
+            40,
+            0,
+        );
+    }
+
+    #[test]
+    fn test_tun_too_big_answers_frag_needed() {
+        let info = FrameInfo::parse(TOO_BIG_V4).unwrap();
+        let p = tun_params(v4("10.0.0.1"), v4("10.0.0.11"));
+        let mut buf = std::vec![0u8; 64 + TOO_BIG_V4.len()];
+        buf[64..].copy_from_slice(TOO_BIG_V4);
+        let range = 64..buf.len();
+        let err = tun::encap(&mut buf, range.clone(), &info, &p).unwrap_err();
+        assert_eq!(err, Error::FragNeeded { mtu: 1480 });
+        let Error::FragNeeded { mtu } = err else {
+            unreachable!()
+        };
+        let reply = too_big_reply(&mut buf, range, &info, v4("203.0.113.10"), mtu, 0x55).unwrap();
+        assert_eq!(hex(&buf[reply]), hex(TOO_BIG_V4_OUT));
+    }
+
+    #[test]
+    fn test_tun_without_df_is_too_big_not_frag_needed() {
+        let mut frame = TOO_BIG_V4.to_vec();
+        // clear DF (byte 20 of the frame: flags) and fix the header checksum
+        frame[20] &= !0x40;
+        let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..]);
+        ip.fill_checksum();
+        let info = FrameInfo::parse(&frame).unwrap();
+        let n = frame.len();
+        frame.resize(n + 20, 0);
+        let p = tun_params(v4("10.0.0.1"), v4("10.0.0.11"));
+        assert_eq!(tun::encap(&mut frame, 0..n, &info, &p), Err(Error::TooBig));
+    }
+
+    #[test]
+    fn test_refusals_leave_the_frame_untouched() {
+        let info = FrameInfo::parse(NAT_IN_V4_TCP).unwrap();
+        let mut f = NAT_IN_V4_TCP.to_vec();
+        assert_eq!(
+            nat::inbound(&mut f, &info, ep(v6("2001:db8::1"), 1)),
+            Err(Error::FamilyMismatch)
+        );
+        assert_eq!(
+            nat::inbound_icmp(&mut f, &info, ep(v4("10.0.0.1"), 1)),
+            Err(Error::NotIcmpError)
+        );
+        assert_eq!(
+            tun::decap(&mut f, 0..NAT_IN_V4_TCP.len(), &info).map(|_| ()),
+            Err(Error::NotTunnel)
+        );
+        // A FrameInfo from a longer frame than this one.
+        let short = &mut f[..40];
+        assert_eq!(
+            nat::inbound(short, &info, ep(v4("10.0.0.1"), 1)),
+            Err(Error::Mismatch)
+        );
+        assert_eq!(f, NAT_IN_V4_TCP);
+        let icmp_info = FrameInfo::parse(ICMP_NAT_OUT_V4).unwrap();
+        let rw = IcmpRewrite {
+            inner_src: Some(ep(v6("::1"), 1)),
+            ..IcmpRewrite::NONE
+        };
+        let mut g = ICMP_NAT_OUT_V4.to_vec();
+        assert_eq!(
+            icmp::rewrite_error(&mut g, &icmp_info, &rw),
+            Err(Error::FamilyMismatch)
+        );
+        assert_eq!(g, ICMP_NAT_OUT_V4);
+    }
+
+    #[test]
+    fn test_later_fragment_gets_addresses_only() {
+        // A later fragment of a UDP datagram: no ports to rewrite; the IPv4 header
+        // checksum still follows the address.
+        let mut frame = NAT_IN_V4_UDP0.to_vec();
+        frame[20] = 0x00;
+        frame[21] = 0x10; // offset 128 bytes
+        Ipv4Packet::new_unchecked(&mut frame[14..]).fill_checksum();
+        let info = FrameInfo::parse(&frame).unwrap();
+        assert_eq!(info.l4, L4Info::None);
+        let before_l4 = frame[34..].to_vec();
+        nat::inbound(&mut frame, &info, ep(v4("10.0.0.11"), 5300)).unwrap();
+        let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.dst_addr(), Ipv4Addr::new(10, 0, 0, 11));
+        assert_eq!(&frame[34..], &before_l4[..]);
+    }
+}

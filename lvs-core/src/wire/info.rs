@@ -335,3 +335,159 @@ fn inner_info(quote: &[u8], offset: usize) -> Option<InnerInfo> {
         l4_len: q.l4().len(),
     })
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::fwd::fixtures::*;
+    use core::net::Ipv4Addr;
+
+    #[test]
+    fn test_parse_tcp_syn_v4() {
+        let i = FrameInfo::parse(NAT_IN_V4_TCP).unwrap();
+        assert_eq!(i.l3_offset, 14);
+        assert_eq!(i.vlan, None);
+        assert_eq!(i.ip.version, IpVersion::V4);
+        assert_eq!(i.ip.src, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)));
+        assert_eq!(i.ip.dst, IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10)));
+        assert_eq!(i.ip.header_len, 20);
+        assert_eq!(i.ip.protocol, IpProtocol::Tcp);
+        assert_eq!(i.ip.fragment, Fragment::Whole);
+        assert!(i.ip.dont_fragment);
+        assert_eq!(i.ip.hop_limit, 64);
+        assert_eq!(
+            i.l4,
+            L4Info::Tcp {
+                src_port: 40000,
+                dst_port: 80,
+                flags: TcpFlags::SYN
+            }
+        );
+        assert_eq!(i.l4_offset(), 34);
+        assert_eq!(i.ip_end(), NAT_IN_V4_TCP.len());
+    }
+
+    #[test]
+    fn test_parse_vlan_v6_udp() {
+        let i = FrameInfo::parse(NAT_IN_V6_UDP_VLAN).unwrap();
+        assert_eq!(i.l3_offset, 18);
+        assert_eq!(i.vlan.map(|t| t & 0xfff), Some(42));
+        assert_eq!(i.ip.version, IpVersion::V6);
+        assert_eq!(
+            i.l4,
+            L4Info::Udp {
+                src_port: 5353,
+                dst_port: 53
+            }
+        );
+        assert!(i.ip.dont_fragment);
+    }
+
+    #[test]
+    fn test_parse_icmp_error_quotes() {
+        let i = FrameInfo::parse(ICMP_NAT_OUT_V4).unwrap();
+        let L4Info::Icmp(m) = i.l4 else {
+            panic!("not ICMP")
+        };
+        assert_eq!((m.msg_type, m.code, m.is_error), (3, 3, true));
+        let q = m.inner.unwrap();
+        assert_eq!(q.offset, 14 + 20 + 8);
+        assert_eq!(q.protocol, IpProtocol::Udp);
+        assert_eq!(q.ports, Some((5353, 5300)));
+        assert_eq!(q.dst, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 11)));
+        assert_eq!(q.l4_len, 8);
+
+        let i = FrameInfo::parse(ICMP_FULLNAT_IN_V6).unwrap();
+        let L4Info::Icmp(m) = i.l4 else {
+            panic!("not ICMPv6")
+        };
+        assert_eq!((m.msg_type, m.is_error), (2, true));
+        assert_eq!(m.inner.unwrap().ports, Some((80, 40000)));
+    }
+
+    #[test]
+    fn test_parse_ipip_and_bare_ip() {
+        let i = FrameInfo::parse(TUN_4IN4_OUT).unwrap();
+        assert_eq!(i.l4, L4Info::IpIp(IpVersion::V4));
+        let i = FrameInfo::parse(TUN_6IN4_OUT).unwrap();
+        assert_eq!(i.l4, L4Info::IpIp(IpVersion::V6));
+        let bare = FrameInfo::parse_ip(&TUN_V6[14..]).unwrap();
+        assert_eq!(bare.l3_offset, 0);
+        assert_eq!(
+            bare.l4,
+            L4Info::Udp {
+                src_port: 5353,
+                dst_port: 53
+            }
+        );
+        assert_eq!(FrameInfo::parse_ip(&[]), Err(Error::Truncated));
+        assert_eq!(FrameInfo::parse_ip(&[0x50; 40]), Err(Error::BadVersion));
+    }
+
+    #[test]
+    fn test_bad_input_gets_typed_errors() {
+        // ARP is not ours to parse.
+        let mut arp = NAT_IN_V4_TCP[..42].to_vec();
+        arp[12] = 0x08;
+        arp[13] = 0x06;
+        assert_eq!(FrameInfo::parse(&arp), Err(Error::Unsupported));
+        // Two 802.1Q tags.
+        let mut qinq = std::vec![0u8; 12];
+        qinq.extend_from_slice(&[0x81, 0, 0, 1, 0x81, 0, 0, 2, 0x08, 0]);
+        qinq.extend_from_slice(&NAT_IN_V4_TCP[14..]);
+        assert_eq!(FrameInfo::parse(&qinq), Err(Error::Unsupported));
+        // A corrupted IPv4 header checksum.
+        let mut bad = NAT_IN_V4_TCP.to_vec();
+        bad[24] ^= 0xff;
+        assert_eq!(FrameInfo::parse(&bad), Err(Error::BadChecksum));
+        // IHL below 5, total length lying beyond the frame, and a cut TCP header.
+        let mut f = NAT_IN_V4_TCP.to_vec();
+        f[14] = 0x44;
+        assert_eq!(FrameInfo::parse(&f), Err(Error::BadHeaderLen));
+        assert_eq!(
+            FrameInfo::parse(&NAT_IN_V4_TCP[..NAT_IN_V4_TCP.len() - 1]),
+            Err(Error::Truncated)
+        );
+        let mut cut = NAT_IN_V4_TCP[..14 + 20 + 10].to_vec();
+        cut[16..18].copy_from_slice(&30u16.to_be_bytes());
+        Ipv4Packet::new_unchecked(&mut cut[14..]).fill_checksum();
+        assert_eq!(FrameInfo::parse(&cut), Err(Error::Truncated));
+        // Ethernet shorter than its header.
+        assert_eq!(
+            FrameInfo::parse(&NAT_IN_V4_TCP[..13]),
+            Err(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn test_first_fragment_of_udp_keeps_ports() {
+        // A first fragment announces the whole datagram's UDP length, more than it holds.
+        let mut f = NAT_IN_V4_UDP0.to_vec();
+        f[20] = 0x20; // MF
+        let udp_len_at = 14 + 20 + 4;
+        f[udp_len_at..udp_len_at + 2].copy_from_slice(&4000u16.to_be_bytes());
+        Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
+        let i = FrameInfo::parse(&f).unwrap();
+        assert_eq!(i.ip.fragment, Fragment::First);
+        assert_eq!(
+            i.l4,
+            L4Info::Udp {
+                src_port: 5353,
+                dst_port: 53
+            }
+        );
+        // Not a fragment: the lying length is a truncation.
+        f[20] = 0;
+        Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
+        assert_eq!(FrameInfo::parse(&f), Err(Error::Truncated));
+    }
+
+    #[test]
+    fn test_ethernet_padding_is_not_payload() {
+        let mut f = NAT_IN_V4_UDP0.to_vec();
+        let ip_end = f.len();
+        f.resize(ip_end + 10, 0xee);
+        let i = FrameInfo::parse(&f).unwrap();
+        assert_eq!(i.ip_end(), ip_end);
+    }
+}

@@ -9,7 +9,8 @@ targets=$(cargo +nightly fuzz list)
 cargo +nightly fuzz build -O
 for t in $targets; do
     case $t in
-        wire_ethernet|wire_frame_info|fwd_*) seeds=seeds/frame ;;
+        wire_ethernet|wire_frame_info) seeds=seeds/frame_bare ;;
+        fwd_*) seeds=seeds/frame ;;
         wire_ipv4|wire_ipv6|wire_quote) seeds=seeds/ip ;;
         *) seeds=seeds/l4 ;;
     esac

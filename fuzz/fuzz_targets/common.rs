@@ -35,7 +35,9 @@ pub fn l4_valid(frame: &[u8], info: &FrameInfo) -> Option<bool> {
         L4Info::Tcp { .. } => Some(TcpPacket::new_unchecked(seg).verify_checksum(&s, &d)),
         L4Info::Udp { .. } => Some(UdpPacket::new_unchecked(seg).verify_checksum(&s, &d)),
         L4Info::Icmp(_) => match (s, d) {
-            (IpAddr::V6(s), IpAddr::V6(d)) => Some(Icmpv6Packet::new_unchecked(seg).verify_checksum(&s, &d)),
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                Some(Icmpv6Packet::new_unchecked(seg).verify_checksum(&s, &d))
+            }
             _ => Some(Icmpv4Packet::new_unchecked(seg).verify_checksum()),
         },
         _ => None,
@@ -45,11 +47,16 @@ pub fn l4_valid(frame: &[u8], info: &FrameInfo) -> Option<bool> {
 /// After a successful rewrite: the frame parses again, and a checksum that verified
 /// before verifies after.
 pub fn check_rewritten(frame: &[u8], before: &FrameInfo, valid_before: Option<bool>) -> FrameInfo {
-    let after = FrameInfo::parse(frame).expect("a rewritten frame parses (IPv4 header checksum included)");
+    let after =
+        FrameInfo::parse(frame).expect("a rewritten frame parses (IPv4 header checksum included)");
     assert_eq!(after.ip.version, before.ip.version);
     assert_eq!(after.ip.total_len, before.ip.total_len);
     if valid_before == Some(true) {
-        assert_eq!(l4_valid(frame, &after), Some(true), "L4 checksum broken by the rewrite");
+        assert_eq!(
+            l4_valid(frame, &after),
+            Some(true),
+            "L4 checksum broken by the rewrite"
+        );
     }
     after
 }

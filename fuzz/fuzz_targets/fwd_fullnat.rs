@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let (params, frame) = data.split_at(PARAMS);
     let mut frame = frame.to_vec();
-    let Ok(info) = FrameInfo::parse(&frame) else { return };
+    let Ok(info) = FrameInfo::parse(&frame) else {
+        return;
+    };
     let a = endpoint(&params[1..], info.ip.version);
     let b = endpoint(&params[20..], info.ip.version);
     let inbound = params[0] & 1 == 0;
@@ -40,6 +42,9 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!((after.ip.src, after.ip.dst), (a.addr, b.addr));
             }
         }
-        Err(_) => assert_eq!(frame, original, "a refused rewrite must not touch the frame"),
+        Err(_) => assert_eq!(
+            frame, original,
+            "a refused rewrite must not touch the frame"
+        ),
     }
 });

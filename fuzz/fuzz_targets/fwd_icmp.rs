@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let (params, frame) = data.split_at(PARAMS);
     let mut frame = frame.to_vec();
-    let Ok(info) = FrameInfo::parse(&frame) else { return };
+    let Ok(info) = FrameInfo::parse(&frame) else {
+        return;
+    };
     let L4Info::Icmp(i) = info.l4 else { return };
     let iv = i.inner.map(|n| n.version).unwrap_or(info.ip.version);
     let m = params[0];
@@ -31,7 +33,9 @@ fuzz_target!(|data: &[u8]| {
     match icmp::rewrite_error(&mut frame, &info, &rw) {
         Ok(()) => {
             let after = check_rewritten(&frame, &info, valid);
-            let L4Info::Icmp(j) = after.l4 else { panic!("no longer ICMP") };
+            let L4Info::Icmp(j) = after.l4 else {
+                panic!("no longer ICMP")
+            };
             let inner = j.inner.expect("quote still parses");
             if let Some(e) = rw.inner_src {
                 assert_eq!(inner.src, e.addr);
@@ -40,6 +44,9 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(inner.dst, e.addr);
             }
         }
-        Err(_) => assert_eq!(frame, original, "a refused rewrite must not touch the frame"),
+        Err(_) => assert_eq!(
+            frame, original,
+            "a refused rewrite must not touch the frame"
+        ),
     }
 });

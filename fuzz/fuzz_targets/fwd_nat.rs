@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let (params, frame) = data.split_at(PARAMS);
     let mut frame = frame.to_vec();
-    let Ok(info) = FrameInfo::parse(&frame) else { return };
+    let Ok(info) = FrameInfo::parse(&frame) else {
+        return;
+    };
     let ep = endpoint(&params[1..], info.ip.version);
     let inbound = params[0] & 1 == 0;
     let icmp_error = matches!(info.l4, L4Info::Icmp(i) if i.is_error);
@@ -32,13 +34,20 @@ fuzz_target!(|data: &[u8]| {
         Ok(()) => {
             let after = check_rewritten(&frame, &info, valid);
             if !icmp_error {
-                let (addr, port) = if inbound { (after.ip.dst, after.l4.ports().map(|p| p.1)) } else { (after.ip.src, after.l4.ports().map(|p| p.0)) };
+                let (addr, port) = if inbound {
+                    (after.ip.dst, after.l4.ports().map(|p| p.1))
+                } else {
+                    (after.ip.src, after.l4.ports().map(|p| p.0))
+                };
                 assert_eq!(addr, ep.addr);
                 if let Some(port) = port {
                     assert_eq!(port, ep.port);
                 }
             }
         }
-        Err(_) => assert_eq!(frame, original, "a refused rewrite must not touch the frame"),
+        Err(_) => assert_eq!(
+            frame, original,
+            "a refused rewrite must not touch the frame"
+        ),
     }
 });

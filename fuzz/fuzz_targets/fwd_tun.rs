@@ -15,9 +15,19 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (params, frame) = data.split_at(PARAMS);
-    let Ok(info) = FrameInfo::parse(frame) else { return };
-    let outer_v = if params[0] & 1 == 0 { IpVersion::V4 } else { IpVersion::V6 };
-    let headroom = if params[0] & 2 == 0 { 64 } else { params[1] as usize % 64 };
+    let Ok(info) = FrameInfo::parse(frame) else {
+        return;
+    };
+    let outer_v = if params[0] & 1 == 0 {
+        IpVersion::V4
+    } else {
+        IpVersion::V6
+    };
+    let headroom = if params[0] & 2 == 0 {
+        64
+    } else {
+        params[1] as usize % 64
+    };
     let mtu = u16::from_be_bytes([params[2], params[3]]);
     let p = tun::TunParams {
         src: addr(&params[4..], outer_v),
@@ -36,10 +46,12 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(enc.l4, L4Info::IpIp(info.ip.version));
             assert_eq!((enc.ip.src, enc.ip.dst), (p.src, p.dst));
             assert!(enc.ip.total_len <= mtu as usize);
-            let (inner, _) = tun::decap(&mut buf, out.clone(), &enc).expect("decapsulates");
+            let (inner, dec) = tun::decap(&mut buf, out.clone(), &enc).expect("decapsulates");
             assert_eq!(&buf[inner.start + info.l3_offset..inner.end], &inner_ip[..]);
             let again = FrameInfo::parse(&buf[inner]).expect("decapsulated frame parses");
             assert_eq!(again.ip, info.ip);
+            // decap's own FrameInfo is exactly what a parse of its output says.
+            assert_eq!(dec, again);
         }
         Err(Error::FragNeeded { mtu: m }) => {
             let src = info.ip.dst;

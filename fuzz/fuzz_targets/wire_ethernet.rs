@@ -5,7 +5,13 @@ use lvs_core::wire::EthernetFrame;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(f) = EthernetFrame::new_checked(data) {
-        let _ = (f.dst_addr(), f.src_addr(), f.outer_ethertype(), f.ethertype(), f.vlan_id());
+        let _ = (
+            f.dst_addr(),
+            f.src_addr(),
+            f.outer_ethertype(),
+            f.ethertype(),
+            f.vlan_id(),
+        );
         assert!(f.header_len() <= data.len());
         assert_eq!(f.payload().len(), data.len() - f.header_len());
     }

@@ -5,7 +5,12 @@ use lvs_core::wire::{IcmpQuote, Icmpv6Packet};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = Icmpv6Packet::new_checked(data) {
-        let _ = (m.msg_type(), m.msg_code(), m.checksum(), m.pkt_too_big_mtu());
+        let _ = (
+            m.msg_type(),
+            m.msg_code(),
+            m.checksum(),
+            m.pkt_too_big_mtu(),
+        );
         let a = core::net::Ipv6Addr::LOCALHOST;
         let _ = m.verify_checksum(&a, &a);
         if m.is_error() {

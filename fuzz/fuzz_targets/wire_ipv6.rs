@@ -6,7 +6,13 @@ use lvs_core::wire::{IpProtocol, Ipv6Packet, ipv6};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = Ipv6Packet::new_checked(data) {
-        let _ = (p.src_addr(), p.dst_addr(), p.flow_label(), p.traffic_class(), p.hop_limit());
+        let _ = (
+            p.src_addr(),
+            p.dst_addr(),
+            p.flow_label(),
+            p.traffic_class(),
+            p.hop_limit(),
+        );
         assert_eq!(p.payload().len(), p.payload_len() as usize);
         if let Ok(w) = p.upper_layer() {
             assert!(w.offset <= p.total_len());

@@ -6,6 +6,13 @@ use lvs_core::wire::IcmpQuote;
 fuzz_target!(|data: &[u8]| {
     if let Ok(q) = IcmpQuote::new_checked(data) {
         assert!(q.header_len() <= data.len());
-        let _ = (q.src_addr(), q.dst_addr(), q.ports(), q.protocol(), q.l4(), q.version());
+        let _ = (
+            q.src_addr(),
+            q.dst_addr(),
+            q.ports(),
+            q.protocol(),
+            q.l4(),
+            q.version(),
+        );
     }
 });

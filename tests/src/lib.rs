@@ -1,1 +1,2 @@
 //! Shared helpers for the cross-crate test suites in `tests/tests/`.
+pub mod frames;

@@ -178,7 +178,8 @@ pub fn rewrite_error(frame: &mut [u8], info: &FrameInfo, rw: &IcmpRewrite) -> Re
         {
             let old = get16(seg, off);
             let d = inner_addr.merge(inner_ports);
-            let new = if inner.protocol == IpProtocol::Udp && iv == IpVersion::V4 {
+            // UDP never carries a computed zero (RFC 768, RFC 8200 §8.1): 0xffff instead.
+            let new = if inner.protocol == IpProtocol::Udp {
                 d.apply_udp(old)
             } else {
                 d.apply(old)

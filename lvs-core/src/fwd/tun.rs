@@ -170,9 +170,8 @@ pub fn decap(
             .set_ethertype(ethertype_of(iv));
     }
     let inner_info = FrameInfo {
-        l3_offset: l2,
         vlan: info.vlan,
-        ..inner_info
+        ..inner_info.moved_by(l2)
     };
     Ok((new_head..head + end, inner_info))
 }

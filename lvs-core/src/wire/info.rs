@@ -166,6 +166,22 @@ impl FrameInfo {
         self.l3_offset + self.ip.total_len
     }
 
+    /// The same headers found `by` bytes further into a buffer: every offset (the IP
+    /// header's and the quoted datagram's) moves; used when a bare IP packet gains a
+    /// link-layer header in front.
+    #[must_use]
+    pub fn moved_by(mut self, by: usize) -> FrameInfo {
+        self.l3_offset += by;
+        if let L4Info::Icmp(IcmpInfo {
+            inner: Some(ref mut q),
+            ..
+        }) = self.l4
+        {
+            q.offset += by;
+        }
+        self
+    }
+
     /// Parses an Ethernet frame. Not IPv4/IPv6 (ARP, LLDP, a second VLAN tag) is
     /// `Err(Error::Unsupported)`; everything else that does not check is the view's error.
     pub fn parse(frame: &[u8]) -> Result<FrameInfo> {

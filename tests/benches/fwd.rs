@@ -5,26 +5,32 @@
 //!
 //! Every case is one closure that does exactly one packet's work per call:
 //! - `parse/*`: `FrameInfo::parse` of one frame.
-//! - `*/rewrite`: the rewrite alone, with the `FrameInfo` parsed beforehand. A rewrite is
-//!   made idempotent per iteration by alternating between two endpoints: odd calls take
-//!   the frame from A to B, even calls from B back to A (each with the `FrameInfo` of the
-//!   frame it gets), so every call is exactly one rewrite of the same cost, and nothing
-//!   is copied to reset the frame.
+//! - `*/rewrite`: the rewrite alone, with the `FrameInfo` parsed beforehand.
 //! - `*/parse+rewrite`: `FrameInfo::parse` of the frame as it is, then the rewrite.
-//! - `tun-encap/*/rewrite`: `tun::encap` into 40 bytes of headroom, then the only bytes
-//!   encap overwrote that it reads again (the 14-byte Ethernet header, moved back by the
-//!   outer header's length) are copied back; `tun/eth-reset14` is that copy alone, to
-//!   subtract. `tun-encap+decap/*` is the other way to reset: encap then the real
-//!   server's `tun::decap` (which parses the inner packet), the frame back as it was.
+//!
+//! A rewrite is made idempotent without copying anything back: each case cycles through
+//! [`RING`] copies of its frame (consecutive calls touch different packets, as a
+//! director's consecutive packets are, so no call waits for the previous one's stores),
+//! and each copy's visits alternate between two endpoints: A → B, then B → A (with the
+//! `FrameInfo` of the frame as it is). Every call is exactly one rewrite of the same cost.
+//! `harness/ring-noop` is that machinery without a rewrite, and
+//! `nat-inbound/v4-tcp64/rewrite-same-frame` the same rewrite flipping one frame, each
+//! call depending on the checksums the previous call stored (latency, not throughput).
+//!
+//! TUN: `tun-encap/*/rewrite` is `tun::encap` into 40 bytes of headroom, then the 14
+//! bytes it overwrote and reads again (the Ethernet header, moved back by the outer
+//! header's length) are copied back: `tun/eth-reset14` is that copy alone, to subtract.
+//! `tun-encap+decap/*/pair` resets the other way: encap, then the real server's
+//! `tun::decap` (which parses the inner packet), which puts the frame back as it was.
 //!
 //! TCP frames carry 1,500 bytes of payload, and the NAT/FULLNAT/TUN rewrites are also
 //! measured with 64 bytes: equal costs show that no rewrite reads the payload.
 //!
 //! `LVS_BENCH_COUNT=N` runs every case N times in `lvs_bench_measure` without criterion,
-//! printing `case <index> <name>` before each: run it under
-//! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*lvs_bench_measure*'
-//! --dump-after='*lvs_bench_measure*'` and dump `k` holds case `k`'s instructions, N
-//! packets' worth (`scripts/bench.sh` does it).
+//! printing `case <index> <name>` before each: run it under `valgrind --tool=callgrind
+//! --collect-atstart=no --toggle-collect=fwd::lvs_bench_measure
+//! --dump-after=fwd::lvs_bench_measure` and dump `k + 1` holds case `k`'s instructions,
+//! N packets' worth (`scripts/bench.sh` does it).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -153,6 +159,67 @@ fn lvs_bench_measure<R>(n: u64, f: &mut impl FnMut() -> R) {
     }
 }
 
+/// Copies of a frame a case cycles through.
+const RING: usize = 16;
+
+/// [`RING`] copies of a frame, each in a 64-byte-aligned slot after `head` bytes of
+/// headroom. Call `i` works on copy `i % RING`, for the [`dir`]`(i)`-th time in a row.
+struct Ring {
+    buf: Vec<u8>,
+    stride: usize,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn new(frame: &[u8], head: usize) -> Ring {
+        let stride = (head + frame.len()).next_multiple_of(64);
+        let mut buf = vec![0u8; stride * RING];
+        for j in 0..RING {
+            buf[j * stride + head..][..frame.len()].copy_from_slice(frame);
+        }
+        Ring {
+            buf,
+            stride,
+            head,
+            len: frame.len(),
+        }
+    }
+
+    /// The slot of call `i`: headroom, then the frame.
+    #[inline(always)]
+    fn slot(&mut self, i: usize) -> &mut [u8] {
+        let at = (i % RING) * self.stride;
+        &mut self.buf[at..at + self.head + self.len]
+    }
+
+    /// The frame of call `i`.
+    #[inline(always)]
+    fn frame(&mut self, i: usize) -> &mut [u8] {
+        let head = self.head;
+        &mut self.slot(i)[head..]
+    }
+
+    /// After `calls` calls, copy `j` has been visited this many times.
+    fn visits(calls: usize, j: usize) -> usize {
+        calls / RING + usize::from(j < calls % RING)
+    }
+
+    /// Checks that after `calls` calls each copy went through `states` in turn.
+    fn check(&mut self, calls: usize, states: &[&[u8]]) {
+        for j in 0..RING {
+            let want = states[Ring::visits(calls, j) % states.len()];
+            assert!(self.frame(j) == want, "copy {j} after {calls} calls");
+        }
+    }
+}
+
+/// The direction of call `i` on its copy: 0 (A → B) or 1 (B → A).
+#[inline(always)]
+fn dir(i: usize) -> usize {
+    (i / RING) & 1
+}
+
 /// A rewrite `rw(frame, info, target)` that takes `frame` (A) to B with `targets[0]` and
 /// B back to A with `targets[1]`: returns B and the `FrameInfo`s of A and B, after
 /// checking that both rewrites succeed, that B parses (so its checksums verify) and that
@@ -183,13 +250,69 @@ fn flip_cases<T: Copy>(
     rw: impl Fn(&mut [u8], &FrameInfo, T) -> Result<(), Error> + Copy,
 ) {
     let (frame_b, infos) = flip_infos(&frame, targets, rw);
-    // After any number of calls the frame is A or B: every call did its rewrite.
-    let a_or_b = |f: &[u8], k: usize| assert_eq!(f, [&frame[..], &frame_b[..]][k]);
+    let states = [&frame[..], &frame_b[..]];
 
+    let mut ring = Ring::new(&frame, 0);
+    let mut i = 0;
+    r.case(&format!("{name}/rewrite"), || {
+        let d = dir(i);
+        let res = rw(
+            black_box(ring.frame(i)),
+            &black_box(&infos)[d],
+            black_box(&targets)[d],
+        );
+        i += 1;
+        res
+    });
+    ring.check(i, &states);
+
+    let mut ring = Ring::new(&frame, 0);
+    let mut i = 0;
+    r.case(&format!("{name}/parse+rewrite"), || {
+        let d = dir(i);
+        let f = black_box(ring.frame(i));
+        let res = match FrameInfo::parse(f) {
+            Ok(info) => rw(f, &info, black_box(&targets)[d]),
+            Err(e) => Err(Error::Inner(e)),
+        };
+        i += 1;
+        res
+    });
+    ring.check(i, &states);
+}
+
+/// The ring machinery of every `*/rewrite` case without the rewrite: the frame, the
+/// `FrameInfo` and the target of call `i` handed to `black_box`. A floor to read the
+/// smallest cases against, not an exact amount to subtract.
+fn harness_case(r: &mut Runner) {
+    let fam = Family::v4();
+    let mut ring = Ring::new(&tcp(&fam.flow, SMALL), 0);
+    let infos = [parse(ring.frame(0)); 2];
+    let targets = [fam.rip(), fam.vip()];
+    let mut i = 0;
+    r.case("harness/ring-noop", || {
+        let d = dir(i);
+        black_box((
+            black_box(ring.frame(i)).len(),
+            &black_box(&infos)[d],
+            black_box(&targets)[d],
+        ));
+        i += 1;
+    });
+}
+
+/// NAT inbound flipping a single frame: each call loads the checksums the previous call
+/// stored, so this is the latency of one rewrite rather than the throughput the ring
+/// cases measure.
+fn same_frame_case(r: &mut Runner) {
+    let fam = Family::v4();
+    let frame = tcp(&fam.flow, SMALL);
+    let targets = [fam.rip(), fam.vip()];
+    let (frame_b, infos) = flip_infos(&frame, targets, nat::inbound);
     let mut f = frame.clone();
     let mut k = 0;
-    r.case(&format!("{name}/rewrite"), || {
-        let res = rw(
+    r.case("nat-inbound/v4-tcp64/rewrite-same-frame", || {
+        let res = nat::inbound(
             black_box(&mut f[..]),
             &black_box(&infos)[k],
             black_box(&targets)[k],
@@ -197,39 +320,7 @@ fn flip_cases<T: Copy>(
         k ^= 1;
         res
     });
-    a_or_b(&f, k);
-
-    let mut f = frame.clone();
-    let mut k = 0;
-    r.case(&format!("{name}/parse+rewrite"), || {
-        let res = match FrameInfo::parse(black_box(&f[..])) {
-            Ok(info) => rw(&mut f[..], &info, black_box(&targets)[k]),
-            Err(e) => Err(Error::Inner(e)),
-        };
-        k ^= 1;
-        res
-    });
-    a_or_b(&f, k);
-}
-
-/// The harness around every `*/rewrite` case without the rewrite: the alternation and
-/// the loads of the `FrameInfo` and the target, handed to `black_box` instead of to a
-/// rewrite. A floor to read the small cases against, not a number to subtract exactly.
-fn harness_case(r: &mut Runner) {
-    let fam = Family::v4();
-    let mut f = tcp(&fam.flow, SMALL);
-    let infos = [parse(&f); 2];
-    let targets = [fam.rip(), fam.vip()];
-    let mut k = 0;
-    r.case("harness/flip-noop", || {
-        let res = (
-            black_box(&mut f[..]).len(),
-            &black_box(&infos)[k],
-            black_box(&targets)[k],
-        );
-        k ^= 1;
-        black_box(res);
-    });
+    assert_eq!(f, [&frame, &frame_b][k][..]);
 }
 
 /// The baseline: copy a 64-byte header into a buffer and compute the full checksum of
@@ -242,6 +333,15 @@ fn baseline(r: &mut Runner) {
         let buf = black_box(&mut buf);
         buf.copy_from_slice(black_box(&header));
         checksum(&black_box(&*buf)[ETH..ETH + 20])
+    });
+    // The same work with the sum read 2 bytes further on (bytes 16..36 of the copy): no
+    // 4-byte load then straddles two of the copy's 16-byte stores, so the load is
+    // forwarded from the store buffer instead of waiting for both stores to commit.
+    // Shows how much of the baseline is that store-to-load forwarding stall.
+    r.case("baseline/copy64+csum_bytes16..36", || {
+        let buf = black_box(&mut buf);
+        buf.copy_from_slice(black_box(&header));
+        checksum(&black_box(&*buf)[16..36])
     });
     r.case("baseline/copy64", || {
         black_box(&mut buf).copy_from_slice(black_box(&header));
@@ -339,21 +439,29 @@ fn dr_cases(r: &mut Runner, fam: &Family) {
     let own = EthernetAddress(DIRECTOR_MAC);
     let real = EthernetAddress(REAL_MAC);
     // Idempotent as it is: the same two MACs written each time.
-    let mut f = tcp(&fam.flow, BIG);
-    dr::forward(&mut f, own, real).expect("dr forward");
+    let mut frame = tcp(&fam.flow, BIG);
+    dr::forward(&mut frame, own, real).expect("dr forward");
+    let mut ring = Ring::new(&frame, 0);
+    let mut i = 0;
     r.case(&format!("dr/{n}-tcp{BIG}/rewrite"), || {
-        dr::forward(black_box(&mut f[..]), black_box(own), black_box(real))
+        let res = dr::forward(black_box(ring.frame(i)), black_box(own), black_box(real));
+        i += 1;
+        res
     });
-    r.case(
-        &format!("dr/{n}-tcp{BIG}/parse+rewrite"),
-        || match FrameInfo::parse(black_box(&f[..])) {
+    ring.check(i, &[&frame]);
+    let mut i = 0;
+    r.case(&format!("dr/{n}-tcp{BIG}/parse+rewrite"), || {
+        let f = black_box(ring.frame(i));
+        i += 1;
+        match FrameInfo::parse(f) {
             Ok(info) => {
                 black_box(&info);
-                dr::forward(&mut f[..], black_box(own), black_box(real))
+                dr::forward(f, black_box(own), black_box(real))
             }
             Err(e) => Err(Error::Inner(e)),
-        },
-    );
+        }
+    });
+    ring.check(i, &[&frame]);
 }
 
 /// The 14-byte copy that undoes what `tun::encap` overwrote (measured on its own: it is
@@ -361,9 +469,11 @@ fn dr_cases(r: &mut Runner, fam: &Family) {
 fn tun_reset_case(r: &mut Runner) {
     let frame = tcp(&Family::v4().flow, SMALL);
     let eth: [u8; ETH] = frame[..ETH].try_into().expect("ethernet header");
-    let mut buf = vec![0u8; HEADROOM + frame.len()];
+    let mut ring = Ring::new(&frame, HEADROOM);
+    let mut i = 0;
     r.case("tun/eth-reset14", || {
-        black_box(&mut buf[..])[HEADROOM..HEADROOM + ETH].copy_from_slice(black_box(&eth));
+        black_box(ring.slot(i))[HEADROOM..HEADROOM + ETH].copy_from_slice(black_box(&eth));
+        i += 1;
     });
 }
 
@@ -380,61 +490,83 @@ fn tun_cases(r: &mut Runner, fam: &Family) {
         let frame = tcp(&fam.flow, payload);
         let info = parse(&frame);
         let eth: [u8; ETH] = frame[..ETH].try_into().expect("ethernet header");
-        let mut orig = vec![0u8; HEADROOM];
-        orig.extend_from_slice(&frame);
+        let mut slot = vec![0u8; HEADROOM];
+        slot.extend_from_slice(&frame);
         let at = HEADROOM..HEADROOM + frame.len();
 
-        // Check once: the result is IP-in-IP around the untouched packet, and decap gives
-        // the frame back where it was.
-        let mut buf = orig.clone();
+        // Check once: the result is IP-in-IP around the untouched packet, encap after the
+        // reset does the same work again, and decap gives the frame back where it was.
+        let mut buf = slot.clone();
         let enc = tun::encap(&mut buf, at.clone(), &info, &params).expect("encap");
         let enc_info = parse(&buf[enc.clone()]);
-        assert!(
-            matches!(enc_info.l4, L4Info::IpIp(_)),
-            "encap gives IP-in-IP"
-        );
+        assert!(matches!(enc_info.l4, L4Info::IpIp(_)), "IP-in-IP");
         assert_eq!(&buf[enc.end - (frame.len() - ETH)..enc.end], &frame[ETH..]);
-        let mut buf2 = buf.clone();
-        buf2[at.start..at.start + ETH].copy_from_slice(&eth);
+        let encapsulated = buf.clone();
+        let mut again = buf.clone();
+        again[HEADROOM..HEADROOM + ETH].copy_from_slice(&eth);
         assert_eq!(
-            tun::encap(&mut buf2, at.clone(), &info, &params),
-            Ok(enc.clone()),
+            tun::encap(&mut again, at.clone(), &info, &params),
+            Ok(enc.clone())
         );
-        assert_eq!(buf2, buf, "encap after the reset repeats the same work");
+        assert_eq!(again, buf, "encap after the reset repeats the same work");
         let (dec, _) = tun::decap(&mut buf, enc.clone(), &enc_info).expect("decap");
         assert_eq!(dec, at);
         assert_eq!(&buf[at.clone()], &frame[..], "decap restores the frame");
+        // What a slot holds after encap and the reset: the encapsulated frame's outer
+        // header, and the original Ethernet header back in front of the inner packet.
+        let mut after_reset = encapsulated.clone();
+        after_reset[HEADROOM..HEADROOM + ETH].copy_from_slice(&eth);
 
-        let mut buf = orig.clone();
+        let mut ring = Ring::new(&slot[HEADROOM..], HEADROOM);
+        let mut i = 0;
         r.case(&format!("tun-encap/{n}-tcp{payload}/rewrite"), || {
+            let s = black_box(ring.slot(i));
+            i += 1;
             let res = tun::encap(
-                black_box(&mut buf[..]),
+                s,
                 black_box(at.clone()),
                 black_box(&info),
                 black_box(&params),
             );
-            buf[HEADROOM..HEADROOM + ETH].copy_from_slice(&eth);
+            s[HEADROOM..HEADROOM + ETH].copy_from_slice(&eth);
             res
         });
-        if payload == BIG {
-            let mut buf = orig.clone();
-            r.case(&format!("tun-encap/{n}-tcp{payload}/parse+rewrite"), || {
-                let buf = black_box(&mut buf[..]);
-                let res = match FrameInfo::parse(&buf[at.clone()]) {
-                    Ok(info) => tun::encap(buf, at.clone(), &info, black_box(&params)),
-                    Err(e) => Err(Error::Inner(e)),
-                };
-                buf[HEADROOM..HEADROOM + ETH].copy_from_slice(&eth);
-                res
-            });
-            let mut buf = orig.clone();
-            r.case(&format!("tun-encap+decap/{n}-tcp{payload}/pair"), || {
-                let buf = black_box(&mut buf[..]);
-                match tun::encap(buf, black_box(at.clone()), black_box(&info), &params) {
-                    Ok(enc) => tun::decap(buf, enc, black_box(&enc_info)).map(|(r, _)| r),
-                    Err(e) => Err(e),
-                }
-            });
+        for j in 0..RING.min(i) {
+            assert!(ring.slot(j) == &after_reset[..], "encap + reset, copy {j}");
+        }
+        if payload != BIG {
+            continue;
+        }
+        let mut ring = Ring::new(&slot[HEADROOM..], HEADROOM);
+        let mut i = 0;
+        r.case(&format!("tun-encap/{n}-tcp{payload}/parse+rewrite"), || {
+            let s = black_box(ring.slot(i));
+            i += 1;
+            let res = match FrameInfo::parse(&s[at.clone()]) {
+                Ok(info) => tun::encap(s, at.clone(), &info, black_box(&params)),
+                Err(e) => Err(Error::Inner(e)),
+            };
+            s[HEADROOM..HEADROOM + ETH].copy_from_slice(&eth);
+            res
+        });
+        for j in 0..RING.min(i) {
+            assert!(
+                ring.slot(j) == &after_reset[..],
+                "parse + encap + reset, copy {j}"
+            );
+        }
+        let mut ring = Ring::new(&slot[HEADROOM..], HEADROOM);
+        let mut i = 0;
+        r.case(&format!("tun-encap+decap/{n}-tcp{payload}/pair"), || {
+            let s = black_box(ring.slot(i));
+            i += 1;
+            match tun::encap(s, black_box(at.clone()), black_box(&info), &params) {
+                Ok(enc) => tun::decap(s, enc, black_box(&enc_info)).map(|(r, _)| r),
+                Err(e) => Err(e),
+            }
+        });
+        for j in 0..RING {
+            assert!(ring.frame(j) == &frame[..], "encap + decap, copy {j}");
         }
     }
 }
@@ -484,6 +616,7 @@ fn all(r: &mut Runner) {
     for fam in &fams {
         nat_cases(r, fam);
     }
+    same_frame_case(r);
     for fam in &fams {
         fullnat_cases(r, fam);
     }
@@ -505,7 +638,7 @@ fn main() {
         all(&mut Runner::Count { n, index: 0 });
         return;
     }
-    // About 1.3 s a case, ~100 s for the ~75 cases: enough for a stable median of a
+    // About 1.3 s a case, ~100 s for the ~77 cases: enough for a stable median of a
     // few-nanosecond routine (millions of iterations); `scripts/bench.sh` adds the
     // instruction counts, which do not depend on the machine's load.
     let c = Criterion::default()

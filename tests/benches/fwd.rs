@@ -638,7 +638,7 @@ fn main() {
         all(&mut Runner::Count { n, index: 0 });
         return;
     }
-    // About 1.3 s a case, ~100 s for the ~77 cases: enough for a stable median of a
+    // About 1.3 s a case, ~100 s for the 75 cases: enough for a stable median of a
     // few-nanosecond routine (millions of iterations); `scripts/bench.sh` adds the
     // instruction counts, which do not depend on the machine's load.
     let c = Criterion::default()

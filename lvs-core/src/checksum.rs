@@ -112,37 +112,51 @@ pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: u8, length: u32) -> O
 ///
 /// Build one per set of fields a checksum covers, then [`apply`](Delta::apply) it to that
 /// checksum. Applying to several checksums, or merging deltas, costs a few additions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// The accumulator holds unfolded 16-bit words and is folded only when applied (two
+/// end-around carries, no loop). It has room for 32,768 changed 16-bit words, far more
+/// than any header rewrite makes.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Delta(u32);
+
+/// Folds any 32-bit accumulator of 16-bit words into their 16-bit ones' complement sum:
+/// two end-around carries, no loop. A nonzero sum stays nonzero, so the
+/// result is exactly what 16-bit ones' complement addition gives.
+#[inline(always)]
+const fn fold32(x: u32) -> u16 {
+    let x = (x >> 16) + (x & 0xffff); // <= 0x1fffe
+    ((x >> 16) + (x & 0xffff)) as u16 // <= 0xffff
+}
 
 impl Delta {
     /// No change.
     pub const ZERO: Delta = Delta(0);
 
     /// Adds the change of one 16-bit field from `old` to `new`.
-    #[inline]
+    #[inline(always)]
     pub fn add16(&mut self, old: u16, new: u16) {
-        self.0 = fold(self.0 + (!old) as u32 + new as u32) as u32;
+        self.0 += (!old) as u32 + new as u32;
     }
 
     /// Adds the change of one 32-bit field (an IPv4 address), in network byte order.
-    #[inline]
+    #[inline(always)]
     pub fn add32(&mut self, old: [u8; 4], new: [u8; 4]) {
-        self.add16(
-            u16::from_be_bytes([old[0], old[1]]),
-            u16::from_be_bytes([new[0], new[1]]),
-        );
-        self.add16(
-            u16::from_be_bytes([old[2], old[3]]),
-            u16::from_be_bytes([new[2], new[3]]),
-        );
+        let (o, n) = (!u32::from_be_bytes(old), u32::from_be_bytes(new));
+        self.0 += (o >> 16) + (o & 0xffff) + (n >> 16) + (n & 0xffff);
     }
 
     /// Adds the change of one 128-bit field (an IPv6 address), in network byte order.
-    #[inline]
-    pub fn add128(&mut self, old: [u8; 16], new: [u8; 16]) {
-        // ~sum(old) + sum(new) is the same as summing the 8 per-word changes.
-        self.add16(sum(&old), sum(&new));
+    #[inline(always)]
+    pub fn add128(&mut self, old: &[u8; 16], new: &[u8; 16]) {
+        // Eight 16-bit words of each side summed two lanes at a time in 64-bit registers:
+        // each 32-bit lane collects at most eight words, so nothing carries across lanes.
+        const M: u64 = 0x0000_ffff_0000_ffff;
+        let (o, n) = (!u128::from_be_bytes(*old), u128::from_be_bytes(*new));
+        let mut lanes = 0u64;
+        for x in [(o >> 64) as u64, o as u64, (n >> 64) as u64, n as u64] {
+            lanes += (x & M) + ((x >> 16) & M);
+        }
+        self.0 += ((lanes >> 32) + (lanes & 0xffff_ffff)) as u32;
     }
 
     /// Adds the change of an address of either family. Mixed families are not a field
@@ -151,7 +165,7 @@ impl Delta {
     pub fn add_addr(&mut self, old: &IpAddr, new: &IpAddr) {
         match (old, new) {
             (IpAddr::V4(o), IpAddr::V4(n)) => self.add32(o.octets(), n.octets()),
-            (IpAddr::V6(o), IpAddr::V6(n)) => self.add128(o.octets(), n.octets()),
+            (IpAddr::V6(o), IpAddr::V6(n)) => self.add128(&o.octets(), &n.octets()),
             _ => {}
         }
     }
@@ -164,37 +178,34 @@ impl Delta {
     }
 
     /// The sum of both changes.
-    #[inline]
+    #[inline(always)]
     #[must_use]
     pub fn merge(self, other: Delta) -> Delta {
-        Delta(fold(self.0 + other.0) as u32)
+        Delta(self.0 + other.0)
     }
 
     /// Whether applying this delta leaves any checksum as it is.
     #[inline]
     pub fn is_zero(self) -> bool {
-        self.0 == 0 || self.0 == 0xffff
+        matches!(fold32(self.0), 0 | 0xffff)
     }
 
     /// The updated checksum: `~(~csum + delta)` (RFC 1624 equation 3).
-    #[inline]
+    #[inline(always)]
     #[must_use]
     pub fn apply(self, csum: u16) -> u16 {
-        !fold((!csum) as u32 + self.0)
+        !fold32(self.0 + (!csum) as u32)
     }
 
     /// As [`apply`](Delta::apply) for a UDP checksum over IPv4: 0 means "none" and stays
     /// 0; a result of 0 is sent as `0xffff` (RFC 768).
-    #[inline]
+    #[inline(always)]
     #[must_use]
     pub fn apply_udp(self, csum: u16) -> u16 {
-        if csum == 0 {
-            return 0;
-        }
-        match self.apply(csum) {
-            0 => 0xffff,
-            c => c,
-        }
+        // Written to compile to conditional moves: the zero checks are data, not control.
+        let c = self.apply(csum);
+        let c = if c == 0 { 0xffff } else { c };
+        if csum == 0 { 0 } else { c }
     }
 }
 
@@ -336,7 +347,7 @@ mod test {
                 match width {
                     2 => delta.add16(u16::from_be_bytes([old[0], old[1]]), u16::from_be_bytes([val[0], val[1]])),
                     4 => delta.add32([old[0], old[1], old[2], old[3]], [val[0], val[1], val[2], val[3]]),
-                    _ => delta.add128(old.try_into().unwrap(), val),
+                    _ => delta.add128(old.try_into().unwrap(), &val),
                 }
                 data[off..off + width].copy_from_slice(&val[..width]);
             }

@@ -343,6 +343,22 @@ fn baseline(r: &mut Runner) {
         buf.copy_from_slice(black_box(&header));
         checksum(&black_box(&*buf)[16..36])
     });
+    // The same work through the ring harness every `*/rewrite` case uses (call `i` takes
+    // its frame from the ring and black-boxes a FrameInfo and a target, as
+    // `harness/ring-noop` does): the like-for-like baseline for the rewrites.
+    let fam = Family::v4();
+    let mut ring = Ring::new(&frame, 0);
+    let infos = [parse(ring.frame(0)); 2];
+    let targets = [fam.rip(), fam.vip()];
+    let mut i = 0;
+    r.case("baseline/ring/copy64+ipv4_csum", || {
+        let d = dir(i);
+        let f = black_box(ring.frame(i));
+        black_box((&black_box(&infos)[d], black_box(&targets)[d]));
+        buf.copy_from_slice(&f[..64]);
+        i += 1;
+        checksum(&black_box(&buf)[ETH..ETH + 20])
+    });
     r.case("baseline/copy64", || {
         black_box(&mut buf).copy_from_slice(black_box(&header));
     });

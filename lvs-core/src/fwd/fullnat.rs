@@ -13,7 +13,7 @@ use super::{Endpoint, Error, rewrite_tuple};
 use crate::wire::FrameInfo;
 
 /// CIP:cport → VIP:vport becomes `local` (LIP:lport) → `real` (RIP:rport).
-#[inline]
+#[inline(always)]
 pub fn inbound(
     frame: &mut [u8],
     info: &FrameInfo,
@@ -24,7 +24,7 @@ pub fn inbound(
 }
 
 /// RIP:rport → LIP:lport becomes `virt` (VIP:vport) → `client` (CIP:cport).
-#[inline]
+#[inline(always)]
 pub fn outbound(
     frame: &mut [u8],
     info: &FrameInfo,

@@ -27,8 +27,7 @@ use core::net::IpAddr;
 
 use crate::checksum::Delta;
 use crate::wire::{
-    self, EthernetAddress, EthernetFrame, FrameInfo, Icmpv6Packet, IpVersion, Ipv4Packet,
-    Ipv6Packet, L4Info, TcpPacket, UdpPacket,
+    self, EthernetAddress, EthernetFrame, FrameInfo, IpVersion, Ipv4Packet, Ipv6Packet, L4Info,
 };
 
 /// Why a frame could not be rewritten.
@@ -149,6 +148,76 @@ fn write_addr(ip: &mut [u8], version: IpVersion, new: &IpAddr, source: bool) {
     }
 }
 
+/// An address family's header layout, so that the tuple rewrite is compiled once per
+/// family with constant offsets instead of deciding on `IpAddr` for every field.
+trait Family {
+    /// The address as it sits in the header.
+    type Addr: Copy + AsRef<[u8]>;
+    /// IPv4: the header has its own checksum; ICMP has no pseudo-header.
+    const V4: bool;
+    /// Length of the fixed IP header, and the offsets of the addresses in it.
+    const HLEN: usize;
+    const SRC: usize;
+    const DST: usize;
+    fn addr(a: &IpAddr) -> Option<Self::Addr>;
+    fn add(d: &mut Delta, old: &[u8], new: &Self::Addr);
+}
+
+struct V4;
+struct V6;
+
+impl Family for V4 {
+    type Addr = [u8; 4];
+    const V4: bool = true;
+    const HLEN: usize = 20;
+    const SRC: usize = 12;
+    const DST: usize = 16;
+    #[inline(always)]
+    fn addr(a: &IpAddr) -> Option<[u8; 4]> {
+        match a {
+            IpAddr::V4(a) => Some(a.octets()),
+            IpAddr::V6(_) => None,
+        }
+    }
+    #[inline(always)]
+    fn add(d: &mut Delta, old: &[u8], new: &[u8; 4]) {
+        if let Ok(old) = <[u8; 4]>::try_from(old) {
+            d.add32(old, *new);
+        }
+    }
+}
+
+impl Family for V6 {
+    type Addr = [u8; 16];
+    const V4: bool = false;
+    const HLEN: usize = 40;
+    const SRC: usize = 8;
+    const DST: usize = 24;
+    #[inline(always)]
+    fn addr(a: &IpAddr) -> Option<[u8; 16]> {
+        match a {
+            IpAddr::V6(a) => Some(a.octets()),
+            IpAddr::V4(_) => None,
+        }
+    }
+    #[inline(always)]
+    fn add(d: &mut Delta, old: &[u8], new: &[u8; 16]) {
+        if let Ok(old) = <&[u8; 16]>::try_from(old) {
+            d.add128(old, new);
+        }
+    }
+}
+
+#[inline(always)]
+fn get16(b: &[u8], off: usize) -> u16 {
+    u16::from_be_bytes([b[off], b[off + 1]])
+}
+
+#[inline(always)]
+fn put16(b: &mut [u8], off: usize, v: u16) {
+    b[off..off + 2].copy_from_slice(&v.to_be_bytes());
+}
+
 /// Rewrites the source and/or the destination (address and port) of an IP packet in
 /// place: the core of NAT and FULLNAT.
 ///
@@ -157,98 +226,136 @@ fn write_addr(ip: &mut [u8], version: IpVersion, new: &IpAddr, source: bool) {
 /// incrementally. Ports are rewritten for TCP and UDP (the first fragment included,
 /// whose checksum covers the whole datagram); a later fragment, or a protocol without
 /// ports, gets its addresses rewritten only. ICMP errors need [`icmp::rewrite_error`].
+#[inline(always)]
 pub fn rewrite_tuple(
     frame: &mut [u8],
     info: &FrameInfo,
     src: Option<Endpoint>,
     dst: Option<Endpoint>,
 ) -> Result<(), Error> {
+    match info.ip.version {
+        IpVersion::V4 => rewrite::<V4>(frame, info, src, dst),
+        IpVersion::V6 => rewrite::<V6>(frame, info, src, dst),
+    }
+}
+
+#[inline(always)]
+fn rewrite<F: Family>(
+    frame: &mut [u8],
+    info: &FrameInfo,
+    src: Option<Endpoint>,
+    dst: Option<Endpoint>,
+) -> Result<(), Error> {
+    // Every check before the first write, so an error leaves the frame untouched.
+    if let Some(e) = &src
+        && F::addr(&e.addr).is_none()
+    {
+        return Err(Error::FamilyMismatch);
+    }
+    if let Some(e) = &dst
+        && F::addr(&e.addr).is_none()
+    {
+        return Err(Error::FamilyMismatch);
+    }
     let end = ip_bounds(frame, info)?;
-    let v = info.ip.version;
     let l3 = info.l3_offset;
     let l4 = info.l4_offset();
-
-    let mut addr = Delta::ZERO;
-    for (ep, old) in [(&src, &info.ip.src), (&dst, &info.ip.dst)] {
-        if let Some(ep) = ep {
-            if !same_family(&ep.addr, v) {
-                return Err(Error::FamilyMismatch);
-            }
-            addr.add_addr(old, &ep.addr);
-        }
-    }
-    // Check L4 bounds before the first write, so an error leaves the frame untouched.
-    let l4_need = match info.l4 {
-        L4Info::Tcp { .. } => wire::tcp::HEADER_LEN,
-        L4Info::Udp { .. } => wire::udp::HEADER_LEN,
-        L4Info::Icmp(_) if v == IpVersion::V6 => wire::icmpv6::HEADER_LEN,
-        _ => 0,
-    };
-    if l4 + l4_need > end {
-        return Err(Error::Mismatch);
-    }
-
-    let ip = &mut frame[l3..end];
-    if let Some(ep) = &src {
-        write_addr(ip, v, &ep.addr, true);
-    }
-    if let Some(ep) = &dst {
-        write_addr(ip, v, &ep.addr, false);
-    }
-    if v == IpVersion::V4 && !addr.is_zero() {
-        let mut p = Ipv4Packet::new_unchecked(&mut *ip);
-        let c = addr.apply(p.checksum());
-        p.set_checksum(c);
-    }
-
-    let seg = &mut frame[l4..end];
+    let (sp, dp) = (src.map(|e| e.port), dst.map(|e| e.port));
+    // One match on the L4 kind: each arm checks that the L4 header holds what it
+    // rewrites before the first write, then rewrites the IP header and the L4 header.
     match info.l4 {
         L4Info::Tcp {
             src_port, dst_port, ..
-        } => {
-            let mut t = TcpPacket::new_unchecked(seg);
-            let mut d = addr;
-            if let Some(ep) = &src {
-                d.add16(src_port, ep.port);
-                t.set_src_port(ep.port);
-            }
-            if let Some(ep) = &dst {
-                d.add16(dst_port, ep.port);
-                t.set_dst_port(ep.port);
-            }
-            let c = d.apply(t.checksum());
-            t.set_checksum(c);
+        } if l4 + TCP_CSUM + 2 <= end => {
+            let d = rewrite_ip::<F>(frame, l3, &src, &dst);
+            fix_l4::<TCP_CSUM, false>(frame, l4, d, (src_port, dst_port), (sp, dp));
         }
-        L4Info::Udp { src_port, dst_port } => {
-            let mut u = UdpPacket::new_unchecked(seg);
-            let mut d = addr;
-            if let Some(ep) = &src {
-                d.add16(src_port, ep.port);
-                u.set_src_port(ep.port);
-            }
-            if let Some(ep) = &dst {
-                d.add16(dst_port, ep.port);
-                u.set_dst_port(ep.port);
-            }
-            let c = d.apply_udp(u.checksum());
-            u.set_checksum(c);
+        L4Info::Udp { src_port, dst_port } if l4 + UDP_CSUM + 2 <= end => {
+            let d = rewrite_ip::<F>(frame, l3, &src, &dst);
+            fix_l4::<UDP_CSUM, true>(frame, l4, d, (src_port, dst_port), (sp, dp));
         }
-        L4Info::Icmp(_) if v == IpVersion::V6 => {
-            // ICMPv6 covers the pseudo-header; ICMPv4 does not.
-            let mut m = Icmpv6Packet::new_unchecked(seg);
-            let c = addr.apply(m.checksum());
-            m.set_checksum(c);
+        // ICMPv6 covers the pseudo-header (no ports); ICMPv4 does not.
+        L4Info::Icmp(_) if !F::V4 && l4 + ICMP_CSUM + 2 <= end => {
+            let d = rewrite_ip::<F>(frame, l3, &src, &dst);
+            fix_l4::<ICMP_CSUM, false>(frame, l4, d, (0, 0), (None, None));
         }
+        L4Info::Tcp { .. } | L4Info::Udp { .. } => return Err(Error::Mismatch),
+        L4Info::Icmp(_) if !F::V4 => return Err(Error::Mismatch),
+        // A later fragment: its datagram's L4 checksum sits in the first fragment and is
+        // fixed there. Other protocols: no checksum we know covers the addresses.
         _ => {
-            // A later fragment: its datagram's L4 checksum sits in the first fragment and
-            // is fixed there. Other protocols: no checksum we know covers addresses.
             lvs_trace!(
                 "rewrite_tuple: addresses only, protocol {}",
                 u8::from(info.ip.protocol)
             );
+            rewrite_ip::<F>(frame, l3, &src, &dst);
         }
     }
     Ok(())
+}
+
+/// Writes the new addresses into the IP header at `l3` (fixing the IPv4 header checksum)
+/// and returns the change for the L4 pseudo-header. The caller checked the bounds and
+/// the families.
+#[inline(always)]
+fn rewrite_ip<F: Family>(
+    frame: &mut [u8],
+    l3: usize,
+    src: &Option<Endpoint>,
+    dst: &Option<Endpoint>,
+) -> Delta {
+    // `ip_bounds` proved header_len >= HLEN; a constant-length slice lets the compiler
+    // drop the bounds checks of every constant offset below.
+    let ip = &mut frame[l3..l3 + F::HLEN];
+    let mut d = Delta::ZERO;
+    if let Some(a) = src.as_ref().and_then(|e| F::addr(&e.addr)) {
+        let field = &mut ip[F::SRC..F::SRC + a.as_ref().len()];
+        F::add(&mut d, field, &a);
+        field.copy_from_slice(a.as_ref());
+    }
+    if let Some(a) = dst.as_ref().and_then(|e| F::addr(&e.addr)) {
+        let field = &mut ip[F::DST..F::DST + a.as_ref().len()];
+        F::add(&mut d, field, &a);
+        field.copy_from_slice(a.as_ref());
+    }
+    if F::V4 {
+        let c = d.apply(get16(ip, 10));
+        put16(ip, 10, c);
+    }
+    d
+}
+
+const TCP_CSUM: usize = 16;
+const UDP_CSUM: usize = 6;
+const ICMP_CSUM: usize = 2;
+
+/// Rewrites the ports (when given) of the L4 header at `l4` and folds the address
+/// change `d` and the port change into its checksum at `AT`. The caller checked that
+/// `AT + 2` bytes are there.
+#[inline(always)]
+fn fix_l4<const AT: usize, const UDP: bool>(
+    frame: &mut [u8],
+    l4: usize,
+    mut d: Delta,
+    old: (u16, u16),
+    new: (Option<u16>, Option<u16>),
+) {
+    let seg = &mut frame[l4..l4 + AT + 2];
+    let c = get16(seg, AT);
+    if let Some(p) = new.0 {
+        d.add16(old.0, p);
+        put16(seg, 0, p);
+    }
+    if let Some(p) = new.1 {
+        d.add16(old.1, p);
+        put16(seg, 2, p);
+    }
+    if UDP && c == 0 {
+        return; // UDP over IPv4 without a checksum stays without (RFC 768)
+    }
+    let c = d.apply(c);
+    // UDP never carries a computed zero: 0xffff instead (RFC 768, RFC 8200 §8.1).
+    put16(seg, AT, if UDP && c == 0 { 0xffff } else { c });
 }
 
 /// Sets the Ethernet source and destination of a frame (the next hop, after routing).

@@ -13,13 +13,13 @@ use super::{Endpoint, Error, rewrite_tuple};
 use crate::wire::FrameInfo;
 
 /// Client → VIP:vport becomes client → `real` (RIP:rport).
-#[inline]
+#[inline(always)]
 pub fn inbound(frame: &mut [u8], info: &FrameInfo, real: Endpoint) -> Result<(), Error> {
     rewrite_tuple(frame, info, None, Some(real))
 }
 
 /// RIP:rport → client becomes `virt` (VIP:vport) → client.
-#[inline]
+#[inline(always)]
 pub fn outbound(frame: &mut [u8], info: &FrameInfo, virt: Endpoint) -> Result<(), Error> {
     rewrite_tuple(frame, info, Some(virt), None)
 }

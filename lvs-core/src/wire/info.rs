@@ -206,6 +206,7 @@ impl FrameInfo {
         Self::parse_at(packet, 0, None, version)
     }
 
+    #[inline(always)]
     fn parse_at(
         frame: &[u8],
         l3_offset: usize,
@@ -277,6 +278,7 @@ impl FrameInfo {
     }
 }
 
+#[inline(always)]
 fn parse_l4(bytes: &[u8], l4_offset: usize, ip: &IpInfo) -> Result<L4Info> {
     Ok(match (ip.protocol, ip.version) {
         (IpProtocol::Tcp, _) => {

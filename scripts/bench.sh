@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Per-packet cost of every forwarding rewrite (tests/benches/fwd.rs), beside the baseline
-# measured in the same run (copy one 64-byte header + one full IPv4 header checksum):
+# measured in the same run (copy one 64-byte header + one full IPv4 header checksum),
+# both through the ring harness every `*/rewrite` case uses (the like-for-like one, which
+# the ratios use) and bare (no harness: a second ns ratio, for transparency):
 #
 #  1. criterion: ns per packet (median), ~2 minutes;
 #  2. callgrind: instructions per packet, which do not depend on the machine's load. The
 #     bench binary runs every case N times in `lvs_bench_measure` (LVS_BENCH_COUNT=N);
 #     callgrind counts only inside that function and dumps once per call, so dump k is
 #     case k: its total / N is the case's instructions per packet;
-#  3. a table (rewrite, ns/packet, ratio to the baseline, instructions/packet, ratio),
-#     and callgrind's line-by-line annotation of a few hot cases.
+#  3. a table (case, ns/packet, ratio to the ring baseline and to the bare one,
+#     instructions/packet, ratio to the ring baseline), baselines and harness first, and
+#     callgrind's line-by-line annotation of a few hot cases.
 #
 # Usage: scripts/bench.sh [--count-only] [criterion filter...]
 #   --count-only   skip criterion (instructions only, ~1 minute with the build)
@@ -21,10 +24,12 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
 COUNT=${LVS_BENCH_COUNT:-10000}
-ANNOTATE=${LVS_BENCH_ANNOTATE:-"nat-inbound/v4-tcp1500/rewrite nat-inbound/v6-tcp1500/rewrite parse/v4-tcp1500 baseline/copy64+ipv4_csum"}
+ANNOTATE=${LVS_BENCH_ANNOTATE:-"nat-inbound/v4-tcp1500/rewrite nat-inbound/v6-tcp1500/rewrite parse/v4-tcp1500 baseline/ring/copy64+ipv4_csum baseline/copy64+ipv4_csum"}
 # The like-for-like baseline: the issue's work (copy a 64-byte header, checksum the
 # IPv4 header) through the same ring harness as every `*/rewrite` case.
 BASELINE="baseline/ring/copy64+ipv4_csum"
+# The same work bare, without the harness's ~2.2 ns (`harness/ring-noop`).
+BARE="baseline/copy64+ipv4_csum"
 OUT=target/lvs-bench
 CG=$OUT/callgrind
 
@@ -105,18 +110,30 @@ while read -r _ k name; do
 done <"$CG/cases.txt" >"$OUT/ir.txt"
 
 step "table"
-awk -v base="$BASELINE" -v n="$COUNT" -v nsfile="$OUT/ns.txt" '
+# Rows: the ring baseline, the bare one, the other baseline parts and the harness, then
+# every other case in the bench's order.
+awk -v base="$BASELINE" -v bare="$BARE" -v n="$COUNT" -v nsfile="$OUT/ns.txt" '
     FILENAME == nsfile { ns[$1] = $2; next }
     { order[++m] = $1; ir[$1] = $2 / n }
+    function row(c,    t, r, rb) {
+        t = (c in ns) ? sprintf("%.1f", ns[c]) : "–"
+        r = (c in ns && bns > 0) ? sprintf("%.2f", ns[c] / bns) : "–"
+        rb = (c in ns && brns > 0) ? sprintf("%.2f", ns[c] / brns) : "–"
+        printf "| `%s` | %s | %s | %s | %.0f | %.2f |\n", c, t, r, rb, ir[c], ir[c] / bir
+    }
     END {
-        bns = (base in ns) ? ns[base] : 0; bir = ir[base]
-        printf "| rewrite | ns/packet | × baseline (ns) | instructions/packet | × baseline (instr.) |\n"
-        printf "|---|---:|---:|---:|---:|\n"
+        bns = (base in ns) ? ns[base] : 0; brns = (bare in ns) ? ns[bare] : 0; bir = ir[base]
+        printf "| case | ns/packet | × ring baseline (ns) | × bare baseline (ns) | instructions/packet | × ring baseline (instr.) |\n"
+        printf "|---|---:|---:|---:|---:|---:|\n"
+        row(base)
+        if (bare in ir) row(bare)
         for (i = 1; i <= m; i++) {
             c = order[i]
-            t = (c in ns) ? sprintf("%.1f", ns[c]) : "–"
-            r = (c in ns && bns > 0) ? sprintf("%.2f", ns[c] / bns) : "–"
-            printf "| `%s` | %s | %s | %.0f | %.2f |\n", c, t, r, ir[c], ir[c] / bir
+            if (c != base && c != bare && c ~ /^(baseline|harness)\//) row(c)
+        }
+        for (i = 1; i <= m; i++) {
+            c = order[i]
+            if (c !~ /^(baseline|harness)\//) row(c)
         }
     }' "$OUT/ns.txt" "$OUT/ir.txt" | tee "$OUT/table.md"
 

@@ -1,6 +1,9 @@
 //! Per-packet cost of every forwarding rewrite, beside a baseline measured in the same
 //! run: copy one 64-byte header and compute one full IPv4 header checksum. The issue's
 //! bar: a NAT rewrite with incremental checksums costs no more than that baseline.
+//! The baseline runs twice: bare (`baseline/copy64+ipv4_csum`), and through the same
+//! ring harness as every `*/rewrite` case (`baseline/ring/copy64+ipv4_csum`), the
+//! like-for-like comparison, since each rewrite case also pays the harness.
 //! Results and how to read them: `BENCHMARKS.md`; the whole run: `scripts/bench.sh`.
 //!
 //! Every case is one closure that does exactly one packet's work per call:

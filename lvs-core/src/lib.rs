@@ -43,5 +43,11 @@ extern crate std;
 mod macros;
 
 pub mod checksum;
+pub mod conn;
+pub mod director;
 pub mod fwd;
+pub mod sched;
+pub mod service;
+pub mod stats;
+pub mod time;
 pub mod wire;

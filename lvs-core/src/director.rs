@@ -1,0 +1,1793 @@
+//! The director: IPVS's packet path ([`Director::process`]) and its control API
+//! (add/edit/delete services and real servers, zero counters, set timeouts, list), kept
+//! apart: `process` shares no code path with the control calls beyond the data they
+//! both read.
+//!
+//! # The packet path
+//! `process(now, rx, buf, frame)` parses the frame once ([`FrameInfo`]), then:
+//! 1. a TCP/UDP packet of a known connection from the client side is forwarded to its
+//!    real server (state advanced, counted, rewritten by the connection's method);
+//! 2. a reply from a real server (NAT, FULLNAT) is rewritten back to the client;
+//! 3. a packet to a virtual service that opens a connection (a TCP SYN, any UDP) is
+//!    scheduled (persistence templates first), the connection inserted, and forwarded;
+//! 4. an ICMP error quoting a forwarded connection is rewritten for the other side
+//!    (NAT, FULLNAT) or forwarded like the connection's packets (DR, TUN);
+//! 5. everything else is [`Verdict::Local`]: ARP, the director's own traffic, ICMP
+//!    echo, a TCP segment to a virtual service that opens nothing (the kernel hands it
+//!    to the local stack too, which answers with a reset);
+//! 6. malformed input, and what cannot be forwarded, is [`Verdict::Drop`] with a
+//!    counted [`DropReason`].
+//!
+//! Every call also expires a few connections (`Config::sweep_budget`), so expiry is
+//! amortised and never a full scan; rate estimators tick every 2 s.
+//!
+//! # Guarantees
+//! No allocation, no panic, no `unsafe`. The counts on each real server (active,
+//! inactive, persistent) always equal what its connections in the table say; the fuzz
+//! target `director` checks it after every operation.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use core::ops::Range;
+
+use heapless::Vec as HVec;
+
+use crate::conn::state::{Direction, TcpState, Timeouts, tcp_transition, tcp_transition_secure};
+use crate::conn::table::{Conn, ConnFlags, ConnId, ConnTable, Expire, FlowAddr, NO_CONN, Proto};
+use crate::fwd::{self, Endpoint, fullnat, icmp, nat, tun};
+use crate::sched::{
+    Dests, SchedFlags, SchedInput, SchedKind, Scheduler, dh::Dh, fo::Fo, lblc::Lblc, lblcr::Lblcr,
+    lc::Lc, mh::Mh, nq::Nq, ovf::Ovf, rr::Rr, sed::Sed, sh::Sh, twos::Twos, wlc::Wlc, wrr::Wrr,
+};
+use crate::service::{DestId, Method, RealServer};
+use crate::stats::{Counters, DropCounters, DropReason, Estimator, Rates};
+use crate::time::{Duration, Instant};
+use crate::wire::{self, Fragment, FrameInfo, IpVersion, L4Info, TcpFlags};
+
+/// The ICMP error types a director translates for a connection: destination
+/// unreachable, time exceeded, parameter problem (ICMPv4 3, 11, 12; ICMPv6 1, 2, 3, 4).
+fn is_translated_icmp(v: IpVersion, msg_type: u8) -> bool {
+    match v {
+        IpVersion::V4 => matches!(msg_type, 3 | 11 | 12),
+        IpVersion::V6 => matches!(msg_type, 1..=4),
+    }
+}
+
+/// How a virtual service is addressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ServiceKey {
+    /// `-t`/`-u VIP:port`: protocol, virtual address, port (0: every port, which needs
+    /// persistence as in IPVS).
+    Addr {
+        /// TCP or UDP.
+        proto: Proto,
+        /// The virtual IP address.
+        addr: IpAddr,
+        /// The virtual port.
+        port: u16,
+    },
+    /// `-f MARK`: packets the caller marked, of one address family (`-6` for IPv6).
+    FwMark {
+        /// The firewall mark.
+        mark: u32,
+        /// Its address family.
+        family: IpVersion,
+    },
+}
+
+impl ServiceKey {
+    /// The address family of the service.
+    pub fn family(&self) -> IpVersion {
+        match self {
+            ServiceKey::Addr { addr, .. } => IpVersion::of(addr),
+            ServiceKey::FwMark { family, .. } => *family,
+        }
+    }
+}
+
+/// Persistence (`-p timeout -M netmask`): a client (masked) keeps its real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Persistence {
+    /// How long a template lives after its last connection.
+    pub timeout: Duration,
+    /// Prefix length of the client mask (`-M 255.255.255.0` is 24); 32 or 128 for one
+    /// client address.
+    pub prefix: u8,
+}
+
+/// A virtual service as `ipvsadm -A` describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ServiceSpec {
+    /// How it is addressed.
+    pub key: ServiceKey,
+    /// Its scheduler (`-s`).
+    pub sched: SchedKind,
+    /// Scheduler flags (`-b`).
+    pub flags: SchedFlags,
+    /// Persistence (`-p`, `-M`).
+    pub persistence: Option<Persistence>,
+    /// One-packet scheduling (`-o`, UDP): every datagram is scheduled on its own.
+    pub one_packet: bool,
+}
+
+/// A real server as `ipvsadm -a` describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DestSpec {
+    /// Its address (`-r`).
+    pub addr: IpAddr,
+    /// Its port.
+    pub port: u16,
+    /// Forwarding method (`-m`, `-g`, `-i`, `-b`).
+    pub method: Method,
+    /// Weight (`-w`).
+    pub weight: u32,
+    /// Upper threshold (`-x`), 0 for none.
+    pub u_threshold: u32,
+    /// Lower threshold (`-y`), 0 for none.
+    pub l_threshold: u32,
+}
+
+/// Why a control call was refused. The messages are ipvsadm's where it has one.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ControlError {
+    /// No such virtual service.
+    NoService,
+    /// The virtual service exists already.
+    ServiceExists,
+    /// No such real server in the service.
+    NoDest,
+    /// The real server exists already in the service.
+    DestExists,
+    /// The service storage is full.
+    NoServiceRoom,
+    /// The real-server storage, or the service's member list, is full.
+    NoDestRoom,
+    /// The scheduler needs table storage this service slot was not given.
+    NoSchedStorage,
+    /// The real server's family differs from the service's (allowed only for `tunnel`).
+    FamilyMismatch,
+    /// Port 0 (every port) without persistence, or a weight above 65535, or a
+    /// persistence prefix beyond the family's length.
+    Invalid,
+    /// FULLNAT needs a local address of the real server's family (`--laddr`).
+    NoLocalAddress,
+    /// The FULLNAT local address storage is full.
+    NoLaddrRoom,
+}
+
+impl core::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ControlError::NoService => "Service not defined",
+            ControlError::ServiceExists => "Service already exists",
+            ControlError::NoDest => "No such destination",
+            ControlError::DestExists => "Destination already exists",
+            ControlError::NoServiceRoom => "No room for another service",
+            ControlError::NoDestRoom => "No room for another destination",
+            ControlError::NoSchedStorage => "Scheduler needs table storage this slot lacks",
+            ControlError::FamilyMismatch => "Destination address family differs from the service's",
+            ControlError::Invalid => "Invalid argument",
+            ControlError::NoLocalAddress => "FULLNAT needs a local address of this family",
+            ControlError::NoLaddrRoom => "No room for another local address",
+        })
+    }
+}
+
+impl core::error::Error for ControlError {}
+
+/// What the caller knows about a received frame besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Rx {
+    /// The interface it came in on (the caller's numbering).
+    pub iface: u8,
+    /// Its firewall mark, 0 for none (fwmark services match on it).
+    pub fwmark: u32,
+}
+
+/// What to do with a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Verdict {
+    /// Send `buf[frame]` towards `next_hop` (the real server, or the client), whose
+    /// link-layer address the caller resolves; the Ethernet addresses are the caller's
+    /// to set. The frame may have moved within the buffer (TUN encapsulation).
+    Forward {
+        /// Where the frame now is in the buffer.
+        frame: Range<usize>,
+        /// The IP address to resolve and send to.
+        next_hop: IpAddr,
+    },
+    /// Not a virtual service's: hand the frame, unchanged, to the local stack.
+    Local,
+    /// Dropped, and counted under this reason.
+    Drop(DropReason),
+    /// Send `buf[frame]` back out of the interface the frame came in on (a generated
+    /// ICMP error, Ethernet addresses already swapped).
+    Reply {
+        /// Where the reply is in the buffer.
+        frame: Range<usize>,
+    },
+}
+
+/// Tunable behaviour, with IPVS's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Connection timeouts per state (`ipvsadm --set`).
+    pub timeouts: Timeouts,
+    /// `conn_reuse_mode` (default 1): a SYN on a closing connection reschedules it.
+    pub conn_reuse_mode: u8,
+    /// `expire_nodest_conn`: a packet of a connection whose real server was removed
+    /// expires the connection (and is dropped) instead of being forwarded.
+    pub expire_nodest_conn: bool,
+    /// `expire_quiescent_template`: a persistence template whose server has weight 0
+    /// is not used.
+    pub expire_quiescent_template: bool,
+    /// `sloppy_tcp`: any TCP segment, not only a SYN, may open a connection.
+    pub sloppy_tcp: bool,
+    /// `secure_tcp`: the kernel's defensive TCP state table.
+    pub secure_tcp: bool,
+    /// Connections examined for expiry on every `process` call.
+    pub sweep_budget: usize,
+    /// Connections examined for a victim when the table is full.
+    pub victim_budget: usize,
+    /// The director's IPv4 address: the source of IPv4 tunnels.
+    pub tun_src_v4: Option<Ipv4Addr>,
+    /// The director's IPv6 address: the source of IPv6 tunnels.
+    pub tun_src_v6: Option<Ipv6Addr>,
+    /// The MTU of the link tunnelled packets leave on.
+    pub tun_mtu: u16,
+    /// Seed of the director's random generator (twos, FULLNAT ports).
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            timeouts: Timeouts::DEFAULT,
+            conn_reuse_mode: 1,
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
+            sloppy_tcp: false,
+            secure_tcp: false,
+            sweep_budget: 4,
+            victim_budget: 64,
+            tun_src_v4: None,
+            tun_src_v6: None,
+            tun_mtu: 1500,
+            seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+}
+
+/// Table storage a service slot offers to the schedulers that need it. The caller
+/// builds these once (e.g. in `static`s); a service with `mh`, `lblc` or `lblcr` borrows
+/// the matching one while it exists and gives it back when deleted.
+#[derive(Default)]
+pub struct SchedStorage<'a> {
+    /// For `mh`.
+    pub mh: Option<&'a mut Mh<'a>>,
+    /// For `lblc`.
+    pub lblc: Option<&'a mut Lblc<'a>>,
+    /// For `lblcr`.
+    pub lblcr: Option<&'a mut Lblcr<'a>>,
+}
+
+/// The scheduler of one service.
+enum AnySched<'a> {
+    Rr(Rr),
+    Wrr(Wrr),
+    Lc(Lc),
+    Wlc(Wlc),
+    Sed(Sed),
+    Nq(Nq),
+    Dh(Dh),
+    Sh(Sh),
+    Fo(Fo),
+    Ovf(Ovf),
+    Twos(Twos),
+    Mh(&'a mut Mh<'a>),
+    Lblc(&'a mut Lblc<'a>),
+    Lblcr(&'a mut Lblcr<'a>),
+}
+
+impl<'a> AnySched<'a> {
+    fn new(kind: SchedKind, flags: SchedFlags, st: &mut SchedStorage<'a>) -> Option<AnySched<'a>> {
+        Some(match kind {
+            SchedKind::Rr => AnySched::Rr(Rr::new()),
+            SchedKind::Wrr => AnySched::Wrr(Wrr::new()),
+            SchedKind::Lc => AnySched::Lc(Lc::new()),
+            SchedKind::Wlc => AnySched::Wlc(Wlc::new()),
+            SchedKind::Sed => AnySched::Sed(Sed::new()),
+            SchedKind::Nq => AnySched::Nq(Nq::new()),
+            SchedKind::Dh => AnySched::Dh(Dh::<256>::new()),
+            SchedKind::Sh => AnySched::Sh(Sh::<256>::new(flags)),
+            SchedKind::Fo => AnySched::Fo(Fo::new()),
+            SchedKind::Ovf => AnySched::Ovf(Ovf::new()),
+            SchedKind::Twos => AnySched::Twos(Twos::new()),
+            SchedKind::Mh => {
+                let m = st.mh.take()?;
+                m.reset(flags);
+                AnySched::Mh(m)
+            }
+            SchedKind::Lblc => {
+                let l = st.lblc.take()?;
+                l.flush();
+                AnySched::Lblc(l)
+            }
+            SchedKind::Lblcr => {
+                let l = st.lblcr.take()?;
+                l.flush();
+                AnySched::Lblcr(l)
+            }
+        })
+    }
+
+    /// Gives borrowed table storage back to its slot.
+    fn release(self, st: &mut SchedStorage<'a>) {
+        match self {
+            AnySched::Mh(m) => st.mh = Some(m),
+            AnySched::Lblc(l) => st.lblc = Some(l),
+            AnySched::Lblcr(l) => st.lblcr = Some(l),
+            _ => {}
+        }
+    }
+
+    fn sched(&mut self) -> &mut dyn Scheduler {
+        match self {
+            AnySched::Rr(s) => s,
+            AnySched::Wrr(s) => s,
+            AnySched::Lc(s) => s,
+            AnySched::Wlc(s) => s,
+            AnySched::Sed(s) => s,
+            AnySched::Nq(s) => s,
+            AnySched::Dh(s) => s,
+            AnySched::Sh(s) => s,
+            AnySched::Fo(s) => s,
+            AnySched::Ovf(s) => s,
+            AnySched::Twos(s) => s,
+            AnySched::Mh(s) => &mut **s,
+            AnySched::Lblc(s) => &mut **s,
+            AnySched::Lblcr(s) => &mut **s,
+        }
+    }
+}
+
+/// A virtual service in its slot. `D` is the most real servers a service may have.
+pub struct Service<'a, const D: usize> {
+    spec: ServiceSpec,
+    sched: AnySched<'a>,
+    /// Member real servers, newest first (the kernel's list order).
+    members: HVec<DestId, D>,
+    stats: Counters,
+    est: Estimator,
+}
+
+impl<const D: usize> Service<'_, D> {
+    /// How it was specified.
+    pub fn spec(&self) -> &ServiceSpec {
+        &self.spec
+    }
+
+    /// Its member real servers, in list order.
+    pub fn members(&self) -> &[DestId] {
+        &self.members
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &Counters {
+        &self.stats
+    }
+
+    /// Its rates (`ipvsadm -L --rate`).
+    pub fn rates(&self) -> Rates {
+        self.est.rates()
+    }
+}
+
+/// What the director keeps beside each real server (the server itself, which the
+/// schedulers read, lives in its own slot array).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DestMeta {
+    /// Index of its service's slot.
+    pub service: u16,
+    /// Removed from its service but still referenced by connections (the kernel's
+    /// "trash"): the slot is freed when the last one goes.
+    pub removed: bool,
+    /// Its counters.
+    pub stats: Counters,
+    est: Estimator,
+}
+
+impl DestMeta {
+    /// An empty slot's metadata, for initialising storage.
+    pub const EMPTY: DestMeta = DestMeta {
+        service: 0,
+        removed: false,
+        stats: Counters::ZERO,
+        est: Estimator::new(Instant::ZERO, &Counters::ZERO),
+    };
+
+    /// Its rates.
+    pub fn rates(&self) -> Rates {
+        self.est.rates()
+    }
+}
+
+fn unreferenced(s: &RealServer) -> bool {
+    s.active_conns == 0 && s.inactive_conns == 0 && s.persist_conns == 0
+}
+
+/// The caller's storage for a director.
+pub struct Storage<'a, const D: usize> {
+    /// Virtual service slots (`[const { None }; N]`).
+    pub services: &'a mut [Option<Service<'a, D>>],
+    /// Per service slot, table storage for mh/lblc/lblcr (may be shorter than
+    /// `services`: slots beyond it offer none).
+    pub sched: &'a mut [SchedStorage<'a>],
+    /// Real server slots.
+    pub dests: &'a mut [Option<RealServer>],
+    /// Beside each real server slot (same length as `dests`, `[DestMeta::EMPTY; N]`).
+    pub dest_meta: &'a mut [DestMeta],
+    /// FULLNAT local addresses (`--laddr`) slots.
+    pub laddrs: &'a mut [Option<IpAddr>],
+    /// The IPv4 connection table.
+    pub v4: ConnTable<'a, Ipv4Addr>,
+    /// The IPv6 connection table.
+    pub v6: ConnTable<'a, Ipv6Addr>,
+}
+
+/// The two connection tables.
+struct Tables<'a> {
+    v4: ConnTable<'a, Ipv4Addr>,
+    v6: ConnTable<'a, Ipv6Addr>,
+}
+
+/// What the generic packet path needs of an address family beyond [`FlowAddr`].
+trait Family: FlowAddr + 'static {
+    fn table<'s, 'a>(t: &'s mut Tables<'a>) -> &'s mut ConnTable<'a, Self>;
+    /// The address with all but the first `prefix` bits cleared.
+    fn masked(self, prefix: u8) -> Self;
+    /// A firewall mark as an address, for the key of an fwmark service's templates.
+    fn from_mark(mark: u32) -> Self;
+}
+
+impl Family for Ipv4Addr {
+    fn table<'s, 'a>(t: &'s mut Tables<'a>) -> &'s mut ConnTable<'a, Ipv4Addr> {
+        &mut t.v4
+    }
+    fn masked(self, prefix: u8) -> Ipv4Addr {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(prefix.min(32)))
+            .unwrap_or(0);
+        Ipv4Addr::from(u32::from(self) & mask)
+    }
+    fn from_mark(mark: u32) -> Ipv4Addr {
+        Ipv4Addr::from(mark)
+    }
+}
+
+impl Family for Ipv6Addr {
+    fn table<'s, 'a>(t: &'s mut Tables<'a>) -> &'s mut ConnTable<'a, Ipv6Addr> {
+        &mut t.v6
+    }
+    fn masked(self, prefix: u8) -> Ipv6Addr {
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(prefix.min(128)))
+            .unwrap_or(0);
+        Ipv6Addr::from(u128::from(self) & mask)
+    }
+    fn from_mark(mark: u32) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(mark))
+    }
+}
+
+/// An LVS director over caller storage. `D` bounds the real servers per service.
+pub struct Director<'a, const D: usize = 64> {
+    cfg: Config,
+    services: &'a mut [Option<Service<'a, D>>],
+    sched_storage: &'a mut [SchedStorage<'a>],
+    dests: &'a mut [Option<RealServer>],
+    meta: &'a mut [DestMeta],
+    laddrs: &'a mut [Option<IpAddr>],
+    tables: Tables<'a>,
+    drops: DropCounters,
+    totals: Counters,
+    est: Estimator,
+    last_tick: Instant,
+    rng: u64,
+    next_laddr: usize,
+    tun_ident: u16,
+}
+
+/// The accounting every removal of a connection makes at its real server: the counts
+/// follow the table exactly, and a removed server's slot is freed with its last one.
+fn unbind<A: FlowAddr>(dests: &mut [Option<RealServer>], meta: &[DestMeta], c: &Conn<A>) {
+    let Some(slot) = dests.get_mut(c.dest as usize) else {
+        return;
+    };
+    let Some(s) = slot.as_mut() else { return };
+    if c.is_template() {
+        s.persist_conns = s.persist_conns.saturating_sub(1);
+    } else if c.flags.contains(ConnFlags::INACTIVE) {
+        s.inactive_conns = s.inactive_conns.saturating_sub(1);
+    } else {
+        s.active_conns = s.active_conns.saturating_sub(1);
+    }
+    s.update_overload();
+    if meta.get(c.dest as usize).is_some_and(|m| m.removed) && unreferenced(s) {
+        *slot = None;
+    }
+}
+
+/// Moves a connection between its server's active and inactive counts when its TCP
+/// state crosses the kernel's active set; returns the new flags.
+fn account_state(
+    dests: &mut [Option<RealServer>],
+    dest: DestId,
+    mut flags: ConnFlags,
+    active: bool,
+) -> ConnFlags {
+    let was_active = !flags.contains(ConnFlags::INACTIVE);
+    if was_active == active {
+        return flags;
+    }
+    if let Some(Some(s)) = dests.get_mut(dest as usize) {
+        if active {
+            s.inactive_conns = s.inactive_conns.saturating_sub(1);
+            s.active_conns = s.active_conns.saturating_add(1);
+        } else {
+            s.active_conns = s.active_conns.saturating_sub(1);
+            s.inactive_conns = s.inactive_conns.saturating_add(1);
+        }
+    }
+    flags.set(ConnFlags::INACTIVE, !active);
+    flags
+}
+
+/// The transport view of a TCP/UDP packet.
+#[derive(Clone, Copy)]
+struct Flow {
+    proto: Proto,
+    sport: u16,
+    dport: u16,
+    tcp_flags: TcpFlags,
+}
+
+impl<'a, const D: usize> Director<'a, D> {
+    /// A director over `storage`. All slots should be empty (`None`).
+    pub fn new(cfg: Config, now: Instant, storage: Storage<'a, D>) -> Director<'a, D> {
+        let totals = Counters::default();
+        Director {
+            cfg,
+            services: storage.services,
+            sched_storage: storage.sched,
+            dests: storage.dests,
+            meta: storage.dest_meta,
+            laddrs: storage.laddrs,
+            tables: Tables {
+                v4: storage.v4,
+                v6: storage.v6,
+            },
+            drops: DropCounters::ZERO,
+            est: Estimator::new(now, &totals),
+            totals,
+            last_tick: now,
+            rng: cfg.seed | 1,
+            next_laddr: 0,
+            tun_ident: (cfg.seed >> 17) as u16,
+        }
+    }
+
+    // ---------------------------------------------------------------- control API
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// `ipvsadm --set tcp tcpfin udp` (0 leaves a value).
+    pub fn set_timeouts(&mut self, tcp: Duration, tcpfin: Duration, udp: Duration) {
+        self.cfg.timeouts.set(tcp, tcpfin, udp);
+    }
+
+    /// Other run-time switches (`conn_reuse_mode`, `expire_nodest_conn`, ...).
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.cfg
+    }
+
+    fn find_service(&self, key: &ServiceKey) -> Option<usize> {
+        self.services
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.spec.key == *key))
+    }
+
+    fn validate_service(spec: &ServiceSpec) -> Result<(), ControlError> {
+        if let ServiceKey::Addr { port: 0, .. } = spec.key
+            && spec.persistence.is_none()
+        {
+            return Err(ControlError::Invalid);
+        }
+        if let Some(p) = spec.persistence {
+            let max = match spec.key.family() {
+                IpVersion::V4 => 32,
+                IpVersion::V6 => 128,
+            };
+            if p.prefix > max {
+                return Err(ControlError::Invalid);
+            }
+        }
+        Ok(())
+    }
+
+    /// `ipvsadm -A`: adds a virtual service; returns its slot.
+    pub fn add_service(&mut self, spec: ServiceSpec, now: Instant) -> Result<usize, ControlError> {
+        Self::validate_service(&spec)?;
+        if self.find_service(&spec.key).is_some() {
+            return Err(ControlError::ServiceExists);
+        }
+        let idx = self
+            .services
+            .iter()
+            .position(Option::is_none)
+            .ok_or(ControlError::NoServiceRoom)?;
+        let mut empty = SchedStorage::default();
+        let st = self.sched_storage.get_mut(idx).unwrap_or(&mut empty);
+        let sched =
+            AnySched::new(spec.sched, spec.flags, st).ok_or(ControlError::NoSchedStorage)?;
+        let stats = Counters::default();
+        if let Some(slot) = self.services.get_mut(idx) {
+            *slot = Some(Service {
+                spec,
+                sched,
+                members: HVec::new(),
+                est: Estimator::new(now, &stats),
+                stats,
+            });
+        }
+        Ok(idx)
+    }
+
+    /// `ipvsadm -E`: changes a service's scheduler, flags, persistence or one-packet
+    /// mode (not its key). Existing connections keep their real servers.
+    pub fn edit_service(&mut self, spec: ServiceSpec) -> Result<(), ControlError> {
+        Self::validate_service(&spec)?;
+        let idx = self
+            .find_service(&spec.key)
+            .ok_or(ControlError::NoService)?;
+        let Director {
+            services,
+            sched_storage,
+            dests,
+            ..
+        } = self;
+        let Some(Some(svc)) = services.get_mut(idx) else {
+            return Err(ControlError::NoService);
+        };
+        if svc.spec.sched != spec.sched || svc.spec.flags != spec.flags {
+            let mut empty = SchedStorage::default();
+            let st = sched_storage.get_mut(idx).unwrap_or(&mut empty);
+            // Give the old scheduler's storage back first: mh -> mh may reuse it.
+            let old = core::mem::replace(&mut svc.sched, AnySched::Rr(Rr::new()));
+            old.release(st);
+            match AnySched::new(spec.sched, spec.flags, st) {
+                Some(s) => svc.sched = s,
+                None => {
+                    // Restore the previous scheduler.
+                    if let Some(s) = AnySched::new(svc.spec.sched, svc.spec.flags, st) {
+                        svc.sched = s;
+                        svc.sched.sched().update(Dests::new(dests, &svc.members));
+                    }
+                    return Err(ControlError::NoSchedStorage);
+                }
+            }
+            svc.sched.sched().update(Dests::new(dests, &svc.members));
+        }
+        svc.spec = spec;
+        Ok(())
+    }
+
+    /// `ipvsadm -D`: deletes a service. Its real servers leave with it; their existing
+    /// connections continue until they end (or die at their next packet with
+    /// `expire_nodest_conn`).
+    pub fn delete_service(&mut self, key: &ServiceKey) -> Result<(), ControlError> {
+        let idx = self.find_service(key).ok_or(ControlError::NoService)?;
+        let Some(svc) = self.services.get_mut(idx).and_then(Option::take) else {
+            return Err(ControlError::NoService);
+        };
+        for &id in svc.members.iter() {
+            self.retire_dest(id);
+        }
+        if let Some(st) = self.sched_storage.get_mut(idx) {
+            svc.sched.release(st);
+        }
+        Ok(())
+    }
+
+    /// `ipvsadm -C`: deletes every service.
+    pub fn clear(&mut self) {
+        // One at a time, restarting the scan: no allocation.
+        while let Some(key) = self.services.iter().flatten().map(|s| s.spec.key).next() {
+            let _ = self.delete_service(&key);
+        }
+    }
+
+    /// Takes a real server out of its service: freed now if nothing references it, else
+    /// kept as removed until its last connection goes.
+    fn retire_dest(&mut self, id: DestId) {
+        if let (Some(slot), Some(m)) = (
+            self.dests.get_mut(id as usize),
+            self.meta.get_mut(id as usize),
+        ) && let Some(d) = slot.as_ref()
+        {
+            m.removed = true;
+            if unreferenced(d) {
+                *slot = None;
+            }
+        }
+    }
+
+    fn find_dest(&self, svc: usize, addr: &IpAddr, port: u16) -> Option<DestId> {
+        let s = self.services.get(svc)?.as_ref()?;
+        s.members.iter().copied().find(|&id| {
+            self.dests
+                .get(id as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|d| d.addr == *addr && d.port == port)
+        })
+    }
+
+    fn check_dest(&self, svc: &ServiceSpec, spec: &DestSpec) -> Result<(), ControlError> {
+        if spec.weight > 65535 {
+            return Err(ControlError::Invalid);
+        }
+        if IpVersion::of(&spec.addr) != svc.key.family() && spec.method != Method::Tunnel {
+            return Err(ControlError::FamilyMismatch);
+        }
+        if spec.method == Method::FullNat
+            && !self
+                .laddrs
+                .iter()
+                .flatten()
+                .any(|a| IpVersion::of(a) == IpVersion::of(&spec.addr))
+        {
+            return Err(ControlError::NoLocalAddress);
+        }
+        Ok(())
+    }
+
+    /// `ipvsadm -a`: adds a real server to a service.
+    pub fn add_dest(
+        &mut self,
+        key: &ServiceKey,
+        spec: DestSpec,
+        now: Instant,
+    ) -> Result<DestId, ControlError> {
+        let svc_idx = self.find_service(key).ok_or(ControlError::NoService)?;
+        let svc_spec = self
+            .services
+            .get(svc_idx)
+            .and_then(Option::as_ref)
+            .map(|s| s.spec)
+            .ok_or(ControlError::NoService)?;
+        self.check_dest(&svc_spec, &spec)?;
+        if self.find_dest(svc_idx, &spec.addr, spec.port).is_some() {
+            return Err(ControlError::DestExists);
+        }
+        // A removed server of this service with the same address comes back from the
+        // trash, with its connections, as in the kernel.
+        let revived = self.dests.iter().zip(self.meta.iter()).position(|(d, m)| {
+            d.as_ref().is_some_and(|d| {
+                m.removed
+                    && m.service as usize == svc_idx
+                    && d.addr == spec.addr
+                    && d.port == spec.port
+            })
+        });
+        let id = match revived.or_else(|| self.dests.iter().position(Option::is_none)) {
+            Some(i) if i < DestId::MAX as usize => i as DestId,
+            _ => return Err(ControlError::NoDestRoom),
+        };
+        let Director {
+            services,
+            dests,
+            meta,
+            ..
+        } = self;
+        let Some(Some(svc)) = services.get_mut(svc_idx) else {
+            return Err(ControlError::NoService);
+        };
+        let (Some(slot), Some(m)) = (dests.get_mut(id as usize), meta.get_mut(id as usize)) else {
+            return Err(ControlError::NoDestRoom);
+        };
+        if svc.members.insert(0, id).is_err() {
+            return Err(ControlError::NoDestRoom);
+        }
+        match slot {
+            Some(d) => {
+                m.removed = false;
+                apply_dest_spec(d, &spec);
+            }
+            None => {
+                let mut server = RealServer::new(spec.addr, spec.port, spec.method, spec.weight);
+                apply_dest_spec(&mut server, &spec);
+                *slot = Some(server);
+                let stats = Counters::default();
+                *m = DestMeta {
+                    service: svc_idx as u16,
+                    removed: false,
+                    est: Estimator::new(now, &stats),
+                    stats,
+                };
+            }
+        }
+        svc.sched.sched().update(Dests::new(dests, &svc.members));
+        Ok(id)
+    }
+
+    /// `ipvsadm -e`: changes a real server's method, weight or thresholds. Weight 0
+    /// quiesces it: no new connections, existing ones continue.
+    pub fn edit_dest(&mut self, key: &ServiceKey, spec: DestSpec) -> Result<(), ControlError> {
+        let svc_idx = self.find_service(key).ok_or(ControlError::NoService)?;
+        let svc_spec = self
+            .services
+            .get(svc_idx)
+            .and_then(Option::as_ref)
+            .map(|s| s.spec)
+            .ok_or(ControlError::NoService)?;
+        self.check_dest(&svc_spec, &spec)?;
+        let id = self
+            .find_dest(svc_idx, &spec.addr, spec.port)
+            .ok_or(ControlError::NoDest)?;
+        let Director {
+            services, dests, ..
+        } = self;
+        if let Some(Some(d)) = dests.get_mut(id as usize) {
+            apply_dest_spec(d, &spec);
+        }
+        if let Some(Some(svc)) = services.get_mut(svc_idx) {
+            svc.sched.sched().update(Dests::new(dests, &svc.members));
+        }
+        Ok(())
+    }
+
+    /// `ipvsadm -d`: removes a real server from a service. Its connections continue
+    /// (or die at their next packet with `expire_nodest_conn`); it gets no new ones.
+    pub fn delete_dest(
+        &mut self,
+        key: &ServiceKey,
+        addr: &IpAddr,
+        port: u16,
+    ) -> Result<(), ControlError> {
+        let svc_idx = self.find_service(key).ok_or(ControlError::NoService)?;
+        let id = self
+            .find_dest(svc_idx, addr, port)
+            .ok_or(ControlError::NoDest)?;
+        if let Some(Some(svc)) = self.services.get_mut(svc_idx) {
+            svc.members.retain(|&m| m != id);
+        }
+        self.retire_dest(id);
+        let Director {
+            services, dests, ..
+        } = self;
+        if let Some(Some(svc)) = services.get_mut(svc_idx) {
+            svc.sched.sched().update(Dests::new(dests, &svc.members));
+        }
+        Ok(())
+    }
+
+    /// Adds a FULLNAT local address (`--laddr`).
+    pub fn add_laddr(&mut self, addr: IpAddr) -> Result<(), ControlError> {
+        if self.laddrs.iter().flatten().any(|a| *a == addr) {
+            return Ok(());
+        }
+        let slot = self
+            .laddrs
+            .iter_mut()
+            .find(|a| a.is_none())
+            .ok_or(ControlError::NoLaddrRoom)?;
+        *slot = Some(addr);
+        Ok(())
+    }
+
+    /// `ipvsadm -Z`: zeroes the counters of one service (and its real servers), or of
+    /// everything.
+    pub fn zero(&mut self, key: Option<&ServiceKey>) -> Result<(), ControlError> {
+        let only = match key {
+            Some(k) => Some(self.find_service(k).ok_or(ControlError::NoService)?),
+            None => None,
+        };
+        for (i, s) in self.services.iter_mut().enumerate() {
+            if let Some(s) = s
+                && only.is_none_or(|o| o == i)
+            {
+                s.stats.zero();
+                s.est.zero(&s.stats);
+            }
+        }
+        for (d, m) in self.dests.iter().zip(self.meta.iter_mut()) {
+            if d.is_some() && only.is_none_or(|o| o == m.service as usize) {
+                m.stats.zero();
+                m.est.zero(&m.stats);
+            }
+        }
+        if only.is_none() {
+            self.totals.zero();
+            self.est.zero(&self.totals);
+            self.drops.zero();
+        }
+        Ok(())
+    }
+
+    /// Service slots, for listings (`ipvsadm -L`).
+    pub fn services(&self) -> impl Iterator<Item = (usize, &Service<'a, D>)> {
+        self.services
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s.as_ref()?)))
+    }
+
+    /// The service with this key.
+    pub fn service(&self, key: &ServiceKey) -> Option<&Service<'a, D>> {
+        self.services.get(self.find_service(key)?)?.as_ref()
+    }
+
+    /// A real server slot, with its metadata.
+    pub fn dest(&self, id: DestId) -> Option<(&RealServer, &DestMeta)> {
+        Some((
+            self.dests.get(id as usize)?.as_ref()?,
+            self.meta.get(id as usize)?,
+        ))
+    }
+
+    /// The IPv4 connection table (`ipvsadm -L -c`).
+    pub fn conns_v4(&self) -> &ConnTable<'a, Ipv4Addr> {
+        &self.tables.v4
+    }
+
+    /// The IPv6 connection table.
+    pub fn conns_v6(&self) -> &ConnTable<'a, Ipv6Addr> {
+        &self.tables.v6
+    }
+
+    /// Drops by reason.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// Totals over every service.
+    pub fn totals(&self) -> &Counters {
+        &self.totals
+    }
+
+    /// Rates over every service.
+    pub fn rates(&self) -> Rates {
+        self.est.rates()
+    }
+
+    /// Expires connections and ticks the estimators; `process` calls it, and a caller
+    /// with idle periods may call it with a larger budget.
+    pub fn maintain(&mut self, now: Instant, budget: usize) {
+        let Director {
+            tables,
+            dests,
+            meta,
+            cfg,
+            ..
+        } = self;
+        let t = cfg.timeouts.persistence();
+        let mut on_expire_v4 =
+            |_: ConnId, c: &mut Conn<Ipv4Addr>| expire_one(dests, meta, c, now, t);
+        tables.v4.sweep(now, budget, &mut on_expire_v4);
+        let mut on_expire_v6 =
+            |_: ConnId, c: &mut Conn<Ipv6Addr>| expire_one(dests, meta, c, now, t);
+        tables.v6.sweep(now, budget, &mut on_expire_v6);
+        if now.saturating_since(self.last_tick) >= crate::stats::Estimator::PERIOD {
+            self.last_tick = now;
+            self.est.tick(now, &self.totals);
+            for s in self.services.iter_mut().flatten() {
+                s.est.tick(now, &s.stats);
+            }
+            for (d, m) in self.dests.iter().zip(self.meta.iter_mut()) {
+                if d.is_some() {
+                    m.est.tick(now, &m.stats);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- packet path
+
+    fn drop(&mut self, reason: DropReason) -> Verdict {
+        self.drops.inc(reason);
+        lvs_trace!("drop: {}", reason.name());
+        Verdict::Drop(reason)
+    }
+
+    fn random(&mut self) -> u32 {
+        // xorshift64*: cheap, deterministic from the seed; only for twos and ports.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    }
+
+    /// Processes one received frame, `buf[frame]`; `buf` may have headroom before the
+    /// frame and tailroom after it (TUN encapsulation uses them). Never panics, never
+    /// allocates.
+    pub fn process(
+        &mut self,
+        now: Instant,
+        rx: Rx,
+        buf: &mut [u8],
+        frame: Range<usize>,
+    ) -> Verdict {
+        self.maintain(now, self.cfg.sweep_budget);
+        let Some(f) = buf.get(frame.clone()) else {
+            return self.drop(DropReason::Truncated);
+        };
+        let info = match FrameInfo::parse(f) {
+            Ok(i) => i,
+            Err(wire::Error::Unsupported) => return Verdict::Local,
+            Err(e) => return self.drop(DropReason::from(e)),
+        };
+        match (info.ip.src, info.ip.dst) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => {
+                self.process_af::<Ipv4Addr>(now, rx, buf, frame, &info)
+            }
+            (IpAddr::V6(_), IpAddr::V6(_)) => {
+                self.process_af::<Ipv6Addr>(now, rx, buf, frame, &info)
+            }
+            _ => Verdict::Local,
+        }
+    }
+
+    fn process_af<A: Family>(
+        &mut self,
+        now: Instant,
+        rx: Rx,
+        buf: &mut [u8],
+        frame: Range<usize>,
+        info: &FrameInfo,
+    ) -> Verdict {
+        let (Some(src), Some(dst)) = (A::from_ip(&info.ip.src), A::from_ip(&info.ip.dst)) else {
+            return Verdict::Local;
+        };
+        let flow = match info.l4 {
+            L4Info::Tcp {
+                src_port,
+                dst_port,
+                flags,
+            } => Flow {
+                proto: Proto::Tcp,
+                sport: src_port,
+                dport: dst_port,
+                tcp_flags: flags,
+            },
+            L4Info::Udp { src_port, dst_port } => Flow {
+                proto: Proto::Udp,
+                sport: src_port,
+                dport: dst_port,
+                tcp_flags: TcpFlags::default(),
+            },
+            L4Info::Icmp(i) if i.is_error && is_translated_icmp(info.ip.version, i.msg_type) => {
+                return self.process_icmp::<A>(buf, frame, info);
+            }
+            _ => {
+                // A later fragment of a datagram for a virtual address cannot be matched
+                // to a connection without reassembly.
+                if info.ip.fragment == Fragment::Later && self.is_virtual_addr(&info.ip.dst) {
+                    return self.drop(DropReason::Fragment);
+                }
+                return Verdict::Local;
+            }
+        };
+        if info.ip.fragment != Fragment::Whole && self.is_virtual_addr(&info.ip.dst) {
+            return self.drop(DropReason::Fragment);
+        }
+
+        // 1. A known connection, client side.
+        let table = A::table(&mut self.tables);
+        if let Some(id) = table.lookup_in(flow.proto, src, flow.sport, dst, flow.dport) {
+            match self.existing_in::<A>(now, id, &flow) {
+                Ok(()) => return self.forward_in::<A>(now, id, buf, frame, info),
+                Err(Some(reason)) => return self.drop(reason),
+                Err(None) => {} // expired or reused: schedule anew
+            }
+        } else if let Some(id) = table.lookup_out(flow.proto, src, flow.sport, dst, flow.dport) {
+            // 2. A reply from a real server (NAT, FULLNAT).
+            return self.forward_out::<A>(now, id, &flow, buf, frame, info);
+        }
+
+        // 3. A new connection to a virtual service?
+        let Some(svc_idx) = self.lookup_service(flow.proto, &info.ip.dst, flow.dport, rx.fwmark)
+        else {
+            return Verdict::Local;
+        };
+        let opens = flow.tcp_flags.syn() && !flow.tcp_flags.ack();
+        if flow.proto == Proto::Tcp && !self.cfg.sloppy_tcp && !opens {
+            // The kernel hands it to the local stack (which answers with a reset).
+            return Verdict::Local;
+        }
+        if flow.tcp_flags.rst() {
+            return Verdict::Local;
+        }
+        let id = match self.new_conn::<A>(now, svc_idx, &flow, src, dst, info) {
+            Ok(id) => id,
+            Err(reason) => return self.drop(reason),
+        };
+        let verdict = self.forward_in::<A>(now, id, buf, frame, info);
+        // One-packet scheduling: the connection ends with its first datagram.
+        let one_packet = A::table(&mut self.tables)
+            .get(id)
+            .is_some_and(|c| c.flags.contains(ConnFlags::ONE_PACKET));
+        if one_packet {
+            self.remove_conn::<A>(id);
+        }
+        verdict
+    }
+
+    fn is_virtual_addr(&self, addr: &IpAddr) -> bool {
+        self.services
+            .iter()
+            .flatten()
+            .any(|s| matches!(s.spec.key, ServiceKey::Addr { addr: a, .. } if a == *addr))
+    }
+
+    fn lookup_service(&self, proto: Proto, addr: &IpAddr, port: u16, fwmark: u32) -> Option<usize> {
+        let family = IpVersion::of(addr);
+        if fwmark != 0
+            && let Some(i) = self.find_service(&ServiceKey::FwMark {
+                mark: fwmark,
+                family,
+            })
+        {
+            return Some(i);
+        }
+        self.find_service(&ServiceKey::Addr {
+            proto,
+            addr: *addr,
+            port,
+        })
+        .or_else(|| {
+            self.find_service(&ServiceKey::Addr {
+                proto,
+                addr: *addr,
+                port: 0,
+            })
+        })
+    }
+
+    fn remove_conn<A: Family>(&mut self, id: ConnId) {
+        let Director {
+            tables,
+            dests,
+            meta,
+            ..
+        } = self;
+        if let Some(c) = A::table(tables).remove(id) {
+            unbind(dests, meta, &c);
+        }
+    }
+
+    /// Checks a client-side hit: `Err(None)` means the connection is gone (expired, or
+    /// closing and reused by a new SYN) and the packet should be scheduled anew.
+    fn existing_in<A: Family>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        flow: &Flow,
+    ) -> Result<(), Option<DropReason>> {
+        let Some(c) = A::table(&mut self.tables).get(id).copied() else {
+            return Err(None);
+        };
+        if c.expires <= now {
+            self.remove_conn::<A>(id);
+            return Err(None);
+        }
+        let dest_gone = self
+            .dests
+            .get(c.dest as usize)
+            .and_then(Option::as_ref)
+            .is_none()
+            || self.meta.get(c.dest as usize).is_none_or(|m| m.removed);
+        if dest_gone && self.cfg.expire_nodest_conn {
+            self.remove_conn::<A>(id);
+            return Err(Some(DropReason::DestUnavailable));
+        }
+        // conn_reuse_mode: a new SYN on a closing connection opens a new one.
+        if c.proto == Proto::Tcp
+            && self.cfg.conn_reuse_mode != 0
+            && flow.tcp_flags.syn()
+            && !flow.tcp_flags.ack()
+            && c.control == NO_CONN
+            && let Some(st) = TcpState::from_u8(c.state)
+        {
+            let no_output = matches!(c.method, Method::DirectRoute | Method::Tunnel);
+            if st.is_new_conn_expected(no_output, self.cfg.conn_reuse_mode) {
+                self.remove_conn::<A>(id);
+                return Err(None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Advances the state of connection `id` for a packet in direction `dir`.
+    fn advance<A: Family>(&mut self, now: Instant, id: ConnId, dir: Direction, flow: &Flow) {
+        let Director {
+            tables, dests, cfg, ..
+        } = self;
+        let table = A::table(tables);
+        let Some(c) = table.get(id) else { return };
+        let (dest, proto) = (c.dest, c.proto);
+        let mut new_flags = c.flags;
+        let (state, timeout) = match proto {
+            Proto::Tcp => {
+                let old = TcpState::from_u8(c.state).unwrap_or(TcpState::None);
+                let new = if cfg.secure_tcp {
+                    tcp_transition_secure(old, dir, flow.tcp_flags)
+                } else {
+                    tcp_transition(old, dir, flow.tcp_flags)
+                };
+                new_flags = account_state(dests, dest, new_flags, new.is_active());
+                if let Some(Some(d)) = dests.get_mut(dest as usize) {
+                    d.update_overload();
+                }
+                (new as u8, cfg.timeouts.tcp(new))
+            }
+            Proto::Udp => (0, cfg.timeouts.udp()),
+        };
+        table.update(id, |d| {
+            d.state = state;
+            d.flags = new_flags;
+            d.expires = now + timeout;
+        });
+    }
+
+    fn count(&mut self, svc: u16, dest: DestId, bytes: usize, inbound: bool) {
+        let add = |c: &mut Counters| {
+            if inbound {
+                c.add_in(bytes)
+            } else {
+                c.add_out(bytes)
+            }
+        };
+        add(&mut self.totals);
+        if let Some(Some(s)) = self.services.get_mut(svc as usize) {
+            add(&mut s.stats);
+        }
+        if let Some(m) = self.meta.get_mut(dest as usize) {
+            add(&mut m.stats);
+        }
+    }
+
+    /// Forwards a client-side packet of connection `id` to its real server.
+    fn forward_in<A: Family>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        buf: &mut [u8],
+        frame: Range<usize>,
+        info: &FrameInfo,
+    ) -> Verdict {
+        let Some(c) = A::table(&mut self.tables).get(id).copied() else {
+            return self.drop(DropReason::RewriteFailed);
+        };
+        let flow = match info.l4 {
+            L4Info::Tcp { flags, .. } => Flow {
+                proto: Proto::Tcp,
+                sport: 0,
+                dport: 0,
+                tcp_flags: flags,
+            },
+            _ => Flow {
+                proto: c.proto,
+                sport: 0,
+                dport: 0,
+                tcp_flags: TcpFlags::default(),
+            },
+        };
+        let dir = match c.method {
+            Method::DirectRoute | Method::Tunnel => Direction::InputOnly,
+            Method::Masq | Method::FullNat => Direction::Input,
+        };
+        self.advance::<A>(now, id, dir, &flow);
+        self.count(c.service, c.dest, info.ip.total_len, true);
+        let daddr = c.daddr.to_ip();
+        let Some(f) = buf.get_mut(frame.clone()) else {
+            return self.drop(DropReason::RewriteFailed);
+        };
+        let res = match c.method {
+            Method::Masq => nat::inbound(f, info, Endpoint::new(daddr, c.dport)),
+            Method::FullNat => fullnat::inbound(
+                f,
+                info,
+                Endpoint::new(c.laddr.to_ip(), c.lport),
+                Endpoint::new(daddr, c.dport),
+            ),
+            Method::DirectRoute => Ok(()),
+            Method::Tunnel => return self.tunnel::<A>(c, buf, frame, info),
+        };
+        match res {
+            Ok(()) => Verdict::Forward {
+                frame,
+                next_hop: daddr,
+            },
+            Err(e) => self.drop(DropReason::from(e)),
+        }
+    }
+
+    fn tunnel<A: Family>(
+        &mut self,
+        c: Conn<A>,
+        buf: &mut [u8],
+        frame: Range<usize>,
+        info: &FrameInfo,
+    ) -> Verdict {
+        // The real server's own address: it may be of the other family (4in6, 6in4),
+        // which the family-typed connection entry cannot hold.
+        let daddr = self
+            .dests
+            .get(c.dest as usize)
+            .and_then(Option::as_ref)
+            .map_or(c.daddr.to_ip(), |d| d.addr);
+        // The tunnel source is the director's own address of the real server's family
+        // (the real server may be of the other family: 4in6, 6in4).
+        let src = match daddr {
+            IpAddr::V4(_) => self.cfg.tun_src_v4.map(IpAddr::V4),
+            IpAddr::V6(_) => self.cfg.tun_src_v6.map(IpAddr::V6),
+        };
+        let Some(src) = src else {
+            return self.drop(DropReason::FamilyMismatch);
+        };
+        self.tun_ident = self.tun_ident.wrapping_add(1);
+        let p = tun::TunParams {
+            src,
+            dst: daddr,
+            ident: self.tun_ident,
+            flow_label: c.cport as u32 ^ (c.vport as u32) << 4,
+            mtu: self.cfg.tun_mtu,
+        };
+        match tun::encap(buf, frame.clone(), info, &p) {
+            Ok(out) => Verdict::Forward {
+                frame: out,
+                next_hop: daddr,
+            },
+            Err(fwd::Error::FragNeeded { mtu }) => {
+                let ident = self.tun_ident;
+                match icmp::too_big_reply(buf, frame, info, info.ip.dst, mtu, ident) {
+                    Ok(r) => {
+                        self.drops.inc(DropReason::TooBig);
+                        Verdict::Reply { frame: r }
+                    }
+                    Err(e) => self.drop(DropReason::from(e)),
+                }
+            }
+            Err(e) => self.drop(DropReason::from(e)),
+        }
+    }
+
+    /// Forwards a reply from a real server back to the client (NAT, FULLNAT).
+    fn forward_out<A: Family>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        flow: &Flow,
+        buf: &mut [u8],
+        frame: Range<usize>,
+        info: &FrameInfo,
+    ) -> Verdict {
+        let Some(c) = A::table(&mut self.tables).get(id).copied() else {
+            return Verdict::Local;
+        };
+        if c.expires <= now {
+            self.remove_conn::<A>(id);
+            return Verdict::Local;
+        }
+        self.advance::<A>(now, id, Direction::Output, flow);
+        self.count(c.service, c.dest, info.ip.total_len, false);
+        let virt = Endpoint::new(c.vaddr.to_ip(), c.vport);
+        let client = Endpoint::new(c.caddr.to_ip(), c.cport);
+        let Some(f) = buf.get_mut(frame.clone()) else {
+            return self.drop(DropReason::RewriteFailed);
+        };
+        let res = match c.method {
+            Method::Masq => nat::outbound(f, info, virt),
+            Method::FullNat => fullnat::outbound(f, info, virt, client),
+            // DR/TUN connections are not indexed from the real-server side.
+            Method::DirectRoute | Method::Tunnel => return Verdict::Local,
+        };
+        match res {
+            Ok(()) => Verdict::Forward {
+                frame,
+                next_hop: client.addr,
+            },
+            Err(e) => self.drop(DropReason::from(e)),
+        }
+    }
+
+    /// An ICMP error: about a packet the director sent to the client (it quotes
+    /// VIP:vport -> CIP:cport, or for FULLNAT the same), or about a packet it forwarded
+    /// to a real server (it quotes CIP/LIP:port -> RIP:rport).
+    fn process_icmp<A: Family>(
+        &mut self,
+        buf: &mut [u8],
+        frame: Range<usize>,
+        info: &FrameInfo,
+    ) -> Verdict {
+        let L4Info::Icmp(m) = info.l4 else {
+            return Verdict::Local;
+        };
+        let Some(q) = m.inner else {
+            return Verdict::Local;
+        };
+        let proto = match q.protocol {
+            wire::IpProtocol::Tcp => Proto::Tcp,
+            wire::IpProtocol::Udp => Proto::Udp,
+            _ => return Verdict::Local,
+        };
+        let (Some((qs, qd)), Some(qsrc), Some(qdst)) =
+            (q.ports, A::from_ip(&q.src), A::from_ip(&q.dst))
+        else {
+            return Verdict::Local;
+        };
+        let table = A::table(&mut self.tables);
+        // Client side: the quoted packet went from the virtual service to the client.
+        if let Some(id) = table.lookup_in(proto, qdst, qd, qsrc, qs) {
+            let Some(c) = table.get(id).copied() else {
+                return Verdict::Local;
+            };
+            self.count(c.service, c.dest, info.ip.total_len, true);
+            let daddr = c.daddr.to_ip();
+            let Some(f) = buf.get_mut(frame.clone()) else {
+                return self.drop(DropReason::RewriteFailed);
+            };
+            let res = match c.method {
+                Method::Masq => nat::inbound_icmp(f, info, Endpoint::new(daddr, c.dport)),
+                Method::FullNat => fullnat::inbound_icmp(
+                    f,
+                    info,
+                    Endpoint::new(c.laddr.to_ip(), c.lport),
+                    Endpoint::new(daddr, c.dport),
+                ),
+                Method::DirectRoute => Ok(()),
+                Method::Tunnel => return self.tunnel::<A>(c, buf, frame, info),
+            };
+            return match res {
+                Ok(()) => Verdict::Forward {
+                    frame,
+                    next_hop: daddr,
+                },
+                Err(e) => self.drop(DropReason::from(e)),
+            };
+        }
+        // Real-server side: the quoted packet went from the director to a real server.
+        if let Some(id) = table.lookup_out(proto, qdst, qd, qsrc, qs) {
+            let Some(c) = table.get(id).copied() else {
+                return Verdict::Local;
+            };
+            self.count(c.service, c.dest, info.ip.total_len, false);
+            let virt = Endpoint::new(c.vaddr.to_ip(), c.vport);
+            let client = Endpoint::new(c.caddr.to_ip(), c.cport);
+            let Some(f) = buf.get_mut(frame.clone()) else {
+                return self.drop(DropReason::RewriteFailed);
+            };
+            let res = match c.method {
+                Method::Masq => nat::outbound_icmp(f, info, virt),
+                Method::FullNat => fullnat::outbound_icmp(f, info, virt, client),
+                Method::DirectRoute | Method::Tunnel => return Verdict::Local,
+            };
+            return match res {
+                Ok(()) => Verdict::Forward {
+                    frame,
+                    next_hop: client.addr,
+                },
+                Err(e) => self.drop(DropReason::from(e)),
+            };
+        }
+        Verdict::Local
+    }
+
+    /// Schedules a new connection of service `svc_idx` and inserts it.
+    fn new_conn<A: Family>(
+        &mut self,
+        now: Instant,
+        svc_idx: usize,
+        flow: &Flow,
+        src: A,
+        dst: A,
+        info: &FrameInfo,
+    ) -> Result<ConnId, DropReason> {
+        let random = self.random();
+        let Some(Some(svc)) = self.services.get(svc_idx) else {
+            return Err(DropReason::NoDest);
+        };
+        let spec = svc.spec;
+        let input = SchedInput {
+            src: info.ip.src,
+            dst: info.ip.dst,
+            src_port: flow.sport,
+            dst_port: flow.dport,
+            now,
+            random,
+        };
+
+        // Persistence: a template for the (masked) client decides, while its server is
+        // usable; a new template is made otherwise.
+        let mut control = NO_CONN;
+        let mut dest = None;
+        let (tkey_addr, tkey_port) = match spec.key {
+            ServiceKey::Addr { port, .. } => (dst, port),
+            ServiceKey::FwMark { mark, .. } => (A::from_mark(mark), 0),
+        };
+        if let Some(p) = spec.persistence {
+            let caddr = src.masked(p.prefix);
+            let table = A::table(&mut self.tables);
+            if let Some(tid) = table.lookup_template(flow.proto, caddr, tkey_addr, tkey_port)
+                && let Some(t) = table.get(tid).copied()
+            {
+                let usable = t.expires > now
+                    && self
+                        .dests
+                        .get(t.dest as usize)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|d| d.weight > 0 || !self.cfg.expire_quiescent_template)
+                    && self.meta.get(t.dest as usize).is_some_and(|m| !m.removed);
+                if usable {
+                    dest = Some(t.dest);
+                    control = tid;
+                    A::table(&mut self.tables).update(tid, |d| d.expires = now + p.timeout);
+                } else {
+                    self.remove_conn::<A>(tid);
+                }
+            }
+        }
+        let dest = match dest {
+            Some(d) => d,
+            None => {
+                let Director {
+                    services, dests, ..
+                } = self;
+                let Some(Some(svc)) = services.get_mut(svc_idx) else {
+                    return Err(DropReason::NoDest);
+                };
+                let d = svc
+                    .sched
+                    .sched()
+                    .schedule(Dests::new(dests, &svc.members), &input)
+                    .ok_or(DropReason::NoDest)?;
+                if let Some(p) = spec.persistence {
+                    let server = dests
+                        .get(d as usize)
+                        .and_then(Option::as_ref)
+                        .copied()
+                        .ok_or(DropReason::NoDest)?;
+                    let daddr = A::from_ip(&server.addr).unwrap_or(A::UNSPECIFIED);
+                    let mut t = Conn::<A>::empty();
+                    t.proto = flow.proto;
+                    t.flags = ConnFlags::TEMPLATE;
+                    t.method = server.method;
+                    t.caddr = src.masked(p.prefix);
+                    t.vaddr = tkey_addr;
+                    t.vport = tkey_port;
+                    t.daddr = daddr;
+                    t.dport = server.port;
+                    t.laddr = t.caddr;
+                    t.service = svc_idx as u16;
+                    t.dest = d;
+                    t.expires = now + p.timeout;
+                    control = self.insert_conn::<A>(now, t)?;
+                    if let Some(Some(ds)) = self.dests.get_mut(d as usize) {
+                        ds.persist_conns = ds.persist_conns.saturating_add(1);
+                    }
+                }
+                d
+            }
+        };
+        let server = self
+            .dests
+            .get(dest as usize)
+            .and_then(Option::as_ref)
+            .copied()
+            .ok_or(DropReason::NoDest)?;
+        let mut c = Conn::<A>::empty();
+        c.proto = flow.proto;
+        c.flags = ConnFlags::INACTIVE;
+        if spec.one_packet && flow.proto == Proto::Udp {
+            c.flags.insert(ConnFlags::ONE_PACKET);
+        }
+        c.method = server.method;
+        c.caddr = src;
+        c.cport = flow.sport;
+        c.vaddr = dst;
+        c.vport = flow.dport;
+        c.laddr = src;
+        c.lport = flow.sport;
+        c.service = svc_idx as u16;
+        c.dest = dest;
+        c.control = control;
+        c.state = TcpState::None as u8;
+        c.expires = now + self.cfg.timeouts.tcp(TcpState::None);
+        match server.method {
+            Method::Masq | Method::FullNat => {
+                // Tunnelled real servers may be of the other family; NAT ones are not.
+                c.daddr = A::from_ip(&server.addr).ok_or(DropReason::FamilyMismatch)?;
+                c.dport = server.port;
+                c.flags.insert(ConnFlags::OUT_INDEXED);
+            }
+            Method::DirectRoute => {
+                c.daddr = A::from_ip(&server.addr).ok_or(DropReason::FamilyMismatch)?;
+                // DR cannot map ports: the packet keeps the virtual port.
+                c.dport = flow.dport;
+            }
+            Method::Tunnel => {
+                // The table stores addresses of one family; a tunnel to a real server of
+                // the other family is keyed by the virtual address and resolved through
+                // the real server's slot when forwarding.
+                c.daddr = A::from_ip(&server.addr).unwrap_or(dst);
+                c.dport = flow.dport;
+            }
+        }
+        if server.method == Method::FullNat {
+            let (laddr, lport) = self
+                .alloc_local::<A>(flow.proto, c.daddr, c.dport)
+                .ok_or(DropReason::TableFull)?;
+            c.laddr = laddr;
+            c.lport = lport;
+        }
+        let id = self.insert_conn::<A>(now, c)?;
+        if let Some(Some(d)) = self.dests.get_mut(dest as usize) {
+            d.inactive_conns = d.inactive_conns.saturating_add(1);
+            d.update_overload();
+        }
+        if let Some(m) = self.meta.get_mut(dest as usize) {
+            m.stats.add_conn();
+        }
+        if let Some(Some(s)) = self.services.get_mut(svc_idx) {
+            s.stats.add_conn();
+        }
+        self.totals.add_conn();
+        Ok(id)
+    }
+
+    /// Inserts, making room when full: an expired or embryonic connection (never an
+    /// established one, never a template) is evicted to admit the new one.
+    fn insert_conn<A: Family>(&mut self, now: Instant, c: Conn<A>) -> Result<ConnId, DropReason> {
+        let victim_budget = self.cfg.victim_budget;
+        let table = A::table(&mut self.tables);
+        match table.insert(c) {
+            Ok(id) => Ok(id),
+            Err((c, _)) => {
+                let victim = table.find_victim(now, victim_budget, |v: &Conn<A>| {
+                    !v.is_template()
+                        && v.n_control == 0
+                        && v.proto == Proto::Tcp
+                        && TcpState::from_u8(v.state)
+                            .is_some_and(|s| s.is_embryonic() || s == TcpState::None)
+                });
+                let Some(v) = victim else {
+                    return Err(DropReason::TableFull);
+                };
+                self.remove_conn::<A>(v);
+                A::table(&mut self.tables)
+                    .insert(c)
+                    .map_err(|_| DropReason::TableFull)
+            }
+        }
+    }
+
+    /// A FULLNAT local address and port for a connection to `daddr:dport`, such that the
+    /// real-server-side key is unique: collision-free by construction.
+    fn alloc_local<A: Family>(&mut self, proto: Proto, daddr: A, dport: u16) -> Option<(A, u16)> {
+        let n = self.laddrs.len();
+        for k in 0..n {
+            let i = (self.next_laddr + k) % n.max(1);
+            let Some(Some(a)) = self.laddrs.get(i).copied() else {
+                continue;
+            };
+            let Some(laddr) = A::from_ip(&a) else {
+                continue;
+            };
+            // Ports 1024..65535 from a random start; a bounded number of tries.
+            let start = self.random();
+            for t in 0..64u32 {
+                let port =
+                    1024 + ((start.wrapping_add(t.wrapping_mul(7919))) % (65536 - 1024)) as u16;
+                if A::table(&mut self.tables)
+                    .lookup_out(proto, daddr, dport, laddr, port)
+                    .is_none()
+                {
+                    self.next_laddr = (i + 1) % n;
+                    return Some((laddr, port));
+                }
+            }
+        }
+        None
+    }
+
+    /// Checks the invariants the fuzz target and the proptests rely on: each real
+    /// server's counts equal its connections in the tables. Returns a description of
+    /// the first mismatch.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        for (id, slot) in self.dests.iter().enumerate() {
+            let Some(d) = slot else { continue };
+            let (mut act, mut inact, mut pers) = (0u32, 0u32, 0u32);
+            let mut tally = |dest: DestId, flags: ConnFlags, template: bool| {
+                if dest as usize != id {
+                    return;
+                }
+                if template {
+                    pers += 1;
+                } else if flags.contains(ConnFlags::INACTIVE) {
+                    inact += 1;
+                } else {
+                    act += 1;
+                }
+            };
+            for (_, c) in self.tables.v4.iter() {
+                tally(c.dest, c.flags, c.is_template());
+            }
+            for (_, c) in self.tables.v6.iter() {
+                tally(c.dest, c.flags, c.is_template());
+            }
+            let s = d;
+            if (act, inact, pers) != (s.active_conns, s.inactive_conns, s.persist_conns) {
+                return Err("real server counts differ from the connection table");
+            }
+        }
+        for (_, c) in self.tables.v4.iter() {
+            if self
+                .dests
+                .get(c.dest as usize)
+                .and_then(Option::as_ref)
+                .is_none()
+            {
+                return Err("an IPv4 connection references a freed real server slot");
+            }
+        }
+        for (_, c) in self.tables.v6.iter() {
+            if self
+                .dests
+                .get(c.dest as usize)
+                .and_then(Option::as_ref)
+                .is_none()
+            {
+                return Err("an IPv6 connection references a freed real server slot");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn apply_dest_spec(s: &mut RealServer, spec: &DestSpec) {
+    s.method = spec.method;
+    s.weight = spec.weight;
+    s.u_threshold = spec.u_threshold;
+    s.l_threshold = spec.l_threshold;
+    s.update_overload();
+}
+
+/// The sweep's decision for one expired entry: a template that still controls
+/// connections is re-armed (the kernel's `ip_vs_conn_expire` does the same); anything
+/// else is removed, with its real server's counts.
+fn expire_one<A: FlowAddr>(
+    dests: &mut [Option<RealServer>],
+    meta: &[DestMeta],
+    c: &mut Conn<A>,
+    now: Instant,
+    persistence: Duration,
+) -> Expire {
+    if c.n_control > 0 {
+        c.expires = now + persistence;
+        return Expire::Keep;
+    }
+    unbind(dests, meta, c);
+    Expire::Remove
+}

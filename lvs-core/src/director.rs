@@ -32,7 +32,9 @@ use core::ops::Range;
 use heapless::Vec as HVec;
 
 use crate::conn::state::{Direction, TcpState, Timeouts, tcp_transition, tcp_transition_secure};
-use crate::conn::table::{Conn, ConnFlags, ConnId, ConnTable, Expire, FlowAddr, NO_CONN, Proto};
+use crate::conn::table::{
+    Conn, ConnFlags, ConnId, ConnTable, Expire, FlowAddr, InsertError, NO_CONN, Proto,
+};
 use crate::fwd::{self, Endpoint, fullnat, icmp, nat, tun};
 use crate::sched::{
     Dests, SchedFlags, SchedInput, SchedKind, Scheduler, dh::Dh, fo::Fo, lblc::Lblc, lblcr::Lblcr,
@@ -89,7 +91,9 @@ impl ServiceKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Persistence {
-    /// How long a template lives after its last connection.
+    /// How long a template lives after it last gave a client its server. A template
+    /// whose connections outlive that is kept, re-armed a minute at a time until they
+    /// end, as in the kernel.
     pub timeout: Duration,
     /// Prefix length of the client mask (`-M 255.255.255.0` is 24); 32 or 128 for one
     /// client address.
@@ -394,7 +398,8 @@ impl<const D: usize> Service<'_, D> {
 /// schedulers read, lives in its own slot array).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DestMeta {
-    /// Index of its service's slot.
+    /// Index of its service's slot; [`DestMeta::NO_SERVICE`] once that service was
+    /// deleted (the slot may then hold another service).
     pub service: u16,
     /// Removed from its service but still referenced by connections (the kernel's
     /// "trash"): the slot is freed when the last one goes.
@@ -405,6 +410,9 @@ pub struct DestMeta {
 }
 
 impl DestMeta {
+    /// [`DestMeta::service`] of a real server whose service was deleted.
+    pub const NO_SERVICE: u16 = u16::MAX;
+
     /// An empty slot's metadata, for initialising storage.
     pub const EMPTY: DestMeta = DestMeta {
         service: 0,
@@ -701,6 +709,11 @@ impl<'a, const D: usize> Director<'a, D> {
             return Err(ControlError::NoService);
         };
         for &id in svc.members.iter() {
+            // Its connections must count neither for a later service in this slot nor
+            // revive it as that service's real server.
+            if let Some(m) = self.meta.get_mut(id as usize) {
+                m.service = DestMeta::NO_SERVICE;
+            }
             self.retire_dest(id);
         }
         if let Some(st) = self.sched_storage.get_mut(idx) {
@@ -977,10 +990,9 @@ impl<'a, const D: usize> Director<'a, D> {
             tables,
             dests,
             meta,
-            cfg,
             ..
         } = self;
-        let t = cfg.timeouts.persistence();
+        let t = TEMPLATE_REARM;
         let mut on_expire_v4 =
             |_: ConnId, c: &mut Conn<Ipv4Addr>| expire_one(dests, meta, c, now, t);
         tables.v4.sweep(now, budget, &mut on_expire_v4);
@@ -1177,6 +1189,15 @@ impl<'a, const D: usize> Director<'a, D> {
         }
     }
 
+    /// Whether a connection's real server was removed (or its slot freed).
+    fn dest_gone(&self, dest: DestId) -> bool {
+        self.dests
+            .get(dest as usize)
+            .and_then(Option::as_ref)
+            .is_none()
+            || self.meta.get(dest as usize).is_none_or(|m| m.removed)
+    }
+
     /// Checks a client-side hit: `Err(None)` means the connection is gone (expired, or
     /// closing and reused by a new SYN) and the packet should be scheduled anew.
     fn existing_in<A: Family>(
@@ -1192,14 +1213,20 @@ impl<'a, const D: usize> Director<'a, D> {
             self.remove_conn::<A>(id);
             return Err(None);
         }
-        let dest_gone = self
-            .dests
-            .get(c.dest as usize)
-            .and_then(Option::as_ref)
-            .is_none()
-            || self.meta.get(c.dest as usize).is_none_or(|m| m.removed);
-        if dest_gone && self.cfg.expire_nodest_conn {
-            self.remove_conn::<A>(id);
+        if self.dest_gone(c.dest) {
+            // As the kernel: a packet of a connection whose real server was removed is
+            // dropped, and the connection's timer is not restarted. With
+            // expire_nodest_conn the connection expires at once, and (Linux >= 5.9) a
+            // packet that can open a connection (a SYN, a UDP datagram) is scheduled
+            // anew, to a server that is still there.
+            if self.cfg.expire_nodest_conn {
+                self.remove_conn::<A>(id);
+                let opens =
+                    c.proto == Proto::Udp || (flow.tcp_flags.syn() && !flow.tcp_flags.ack());
+                if opens {
+                    return Err(None);
+                }
+            }
             return Err(Some(DropReason::DestUnavailable));
         }
         // conn_reuse_mode: a new SYN on a closing connection opens a new one.
@@ -1260,11 +1287,16 @@ impl<'a, const D: usize> Director<'a, D> {
             }
         };
         add(&mut self.totals);
-        if let Some(Some(s)) = self.services.get_mut(svc as usize) {
+        let Some(m) = self.meta.get_mut(dest as usize) else {
+            return;
+        };
+        add(&mut m.stats);
+        // A connection of a deleted service counts for no service (its slot may hold
+        // another one now).
+        if m.service == svc
+            && let Some(Some(s)) = self.services.get_mut(svc as usize)
+        {
             add(&mut s.stats);
-        }
-        if let Some(m) = self.meta.get_mut(dest as usize) {
-            add(&mut m.stats);
         }
     }
 
@@ -1390,6 +1422,13 @@ impl<'a, const D: usize> Director<'a, D> {
         if c.expires <= now {
             self.remove_conn::<A>(id);
             return Verdict::Local;
+        }
+        if self.dest_gone(c.dest) {
+            // As on the client side: the kernel drops a removed server's traffic.
+            if self.cfg.expire_nodest_conn {
+                self.remove_conn::<A>(id);
+            }
+            return self.drop(DropReason::DestUnavailable);
         }
         self.advance::<A>(now, id, Direction::Output, flow);
         self.count(c.service, c.dest, info.ip.total_len, false);
@@ -1523,17 +1562,28 @@ impl<'a, const D: usize> Director<'a, D> {
         // usable; a new template is made otherwise.
         let mut control = NO_CONN;
         let mut dest = None;
-        let (tkey_addr, tkey_port) = match spec.key {
-            ServiceKey::Addr { port, .. } => (dst, port),
-            ServiceKey::FwMark { mark, .. } => (A::from_mark(mark), 0),
+        // A template the client can no longer use that still controls connections. The
+        // kernel invalidates it (rehashed out of reach until its connections end) and
+        // makes a new one; the table cannot change a key, and refuses a second entry
+        // under the same key, so it is re-pointed at the newly scheduled server instead.
+        let mut stale: Option<Conn<A>> = None;
+        let (tkey_addr, tkey_port, tproto) = match spec.key {
+            ServiceKey::Addr { port, .. } => (dst, port, flow.proto),
+            // The kernel keys an fwmark template with IPPROTO_IP: one template for every
+            // protocol the mark covers. The table knows TCP and UDP only; TCP stands
+            // for "any" here.
+            ServiceKey::FwMark { mark, .. } => (A::from_mark(mark), 0, Proto::Tcp),
         };
         if let Some(p) = spec.persistence {
             let caddr = src.masked(p.prefix);
             let table = A::table(&mut self.tables);
-            if let Some(tid) = table.lookup_template(flow.proto, caddr, tkey_addr, tkey_port)
+            if let Some(tid) = table.lookup_template(tproto, caddr, tkey_addr, tkey_port)
                 && let Some(t) = table.get(tid).copied()
             {
-                let usable = t.expires > now
+                // Past its time but still controlling connections, a template is alive:
+                // the sweep would re-arm it, as the kernel's timer does.
+                let live = t.expires > now || t.n_control > 0;
+                let usable = live
                     && self
                         .dests
                         .get(t.dest as usize)
@@ -1544,6 +1594,9 @@ impl<'a, const D: usize> Director<'a, D> {
                     dest = Some(t.dest);
                     control = tid;
                     A::table(&mut self.tables).update(tid, |d| d.expires = now + p.timeout);
+                } else if t.n_control > 0 {
+                    stale = Some(t);
+                    control = tid;
                 } else {
                     self.remove_conn::<A>(tid);
                 }
@@ -1569,23 +1622,44 @@ impl<'a, const D: usize> Director<'a, D> {
                         .and_then(Option::as_ref)
                         .copied()
                         .ok_or(DropReason::NoDest)?;
-                    let daddr = A::from_ip(&server.addr).unwrap_or(A::UNSPECIFIED);
-                    let mut t = Conn::<A>::empty();
-                    t.proto = flow.proto;
-                    t.flags = ConnFlags::TEMPLATE;
-                    t.method = server.method;
-                    t.caddr = src.masked(p.prefix);
-                    t.vaddr = tkey_addr;
-                    t.vport = tkey_port;
-                    t.daddr = daddr;
-                    t.dport = server.port;
-                    t.laddr = t.caddr;
-                    t.service = svc_idx as u16;
-                    t.dest = d;
-                    t.expires = now + p.timeout;
-                    control = self.insert_conn::<A>(now, t)?;
-                    if let Some(Some(ds)) = self.dests.get_mut(d as usize) {
-                        ds.persist_conns = ds.persist_conns.saturating_add(1);
+                    if let Some(t) = stale {
+                        // Re-point the stale template (its listed daddr/dport stay the
+                        // old server's: key fields cannot change) and move its
+                        // PersistConn count.
+                        let Director {
+                            tables,
+                            dests,
+                            meta,
+                            ..
+                        } = self;
+                        A::table(tables).update(control, |x| {
+                            x.dest = d;
+                            x.method = server.method;
+                            x.expires = now + p.timeout;
+                        });
+                        unbind(dests, meta, &t);
+                        if let Some(Some(ds)) = dests.get_mut(d as usize) {
+                            ds.persist_conns = ds.persist_conns.saturating_add(1);
+                        }
+                    } else {
+                        let daddr = A::from_ip(&server.addr).unwrap_or(A::UNSPECIFIED);
+                        let mut t = Conn::<A>::empty();
+                        t.proto = tproto;
+                        t.flags = ConnFlags::TEMPLATE;
+                        t.method = server.method;
+                        t.caddr = src.masked(p.prefix);
+                        t.vaddr = tkey_addr;
+                        t.vport = tkey_port;
+                        t.daddr = daddr;
+                        t.dport = server.port;
+                        t.laddr = t.caddr;
+                        t.service = svc_idx as u16;
+                        t.dest = d;
+                        t.expires = now + p.timeout;
+                        control = self.insert_conn::<A>(now, t)?;
+                        if let Some(Some(ds)) = self.dests.get_mut(d as usize) {
+                            ds.persist_conns = ds.persist_conns.saturating_add(1);
+                        }
                     }
                 }
                 d
@@ -1619,7 +1693,16 @@ impl<'a, const D: usize> Director<'a, D> {
             Method::Masq | Method::FullNat => {
                 // Tunnelled real servers may be of the other family; NAT ones are not.
                 c.daddr = A::from_ip(&server.addr).ok_or(DropReason::FamilyMismatch)?;
-                c.dport = server.port;
+                // The kernel's choice (ip_vs_schedule, ip_vs_sched_persist): a real
+                // server of port 0 (a port-zero or fwmark service) keeps the packet's
+                // port; a persistent service maps only packets to its own port.
+                let svc_port = match spec.key {
+                    ServiceKey::Addr { port, .. } => port,
+                    ServiceKey::FwMark { .. } => 0,
+                };
+                let mapped =
+                    server.port != 0 && (spec.persistence.is_none() || flow.dport == svc_port);
+                c.dport = if mapped { server.port } else { flow.dport };
                 c.flags.insert(ConnFlags::OUT_INDEXED);
             }
             Method::DirectRoute => {
@@ -1664,6 +1747,9 @@ impl<'a, const D: usize> Director<'a, D> {
         let table = A::table(&mut self.tables);
         match table.insert(c) {
             Ok(id) => Ok(id),
+            // A duplicate key or a full probe window: evicting some other entry would
+            // not make room for this one.
+            Err((_, e)) if e != InsertError::Full => Err(DropReason::TableFull),
             Err((c, _)) => {
                 let victim = table.find_victim(now, victim_budget, |v: &Conn<A>| {
                     !v.is_template()
@@ -1774,18 +1860,22 @@ fn apply_dest_spec(s: &mut RealServer, spec: &DestSpec) {
     s.update_overload();
 }
 
+/// How long a template that still controls connections lives on when its time is up:
+/// the kernel's `ip_vs_conn_expire` re-arms it for 60 s, whatever its timeout.
+const TEMPLATE_REARM: Duration = Duration::from_secs(60);
+
 /// The sweep's decision for one expired entry: a template that still controls
-/// connections is re-armed (the kernel's `ip_vs_conn_expire` does the same); anything
-/// else is removed, with its real server's counts.
+/// connections is re-armed by [`TEMPLATE_REARM`] (the kernel's `ip_vs_conn_expire` does
+/// the same); anything else is removed, with its real server's counts.
 fn expire_one<A: FlowAddr>(
     dests: &mut [Option<RealServer>],
     meta: &[DestMeta],
     c: &mut Conn<A>,
     now: Instant,
-    persistence: Duration,
+    rearm: Duration,
 ) -> Expire {
     if c.n_control > 0 {
-        c.expires = now + persistence;
+        c.expires = now + rearm;
         return Expire::Keep;
     }
     unbind(dests, meta, c);

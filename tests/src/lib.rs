@@ -1,2 +1,3 @@
 //! Shared helpers for the cross-crate test suites in `tests/tests/`.
+pub mod director;
 pub mod frames;

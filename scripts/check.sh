@@ -21,6 +21,13 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
+step "system packages the namespace tests use (iproute2)"
+if ! command -v ip >/dev/null 2>&1; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2
+fi
+ip -V
+
 step "format"
 cargo fmt --all --check
 (cd fuzz && cargo fmt --check)

@@ -12,6 +12,7 @@ for t in $targets; do
         wire_ethernet|wire_frame_info) seeds=seeds/frame_bare ;;
         fwd_*) seeds=seeds/frame ;;
         wire_ipv4|wire_ipv6|wire_quote) seeds=seeds/ip ;;
+        director) seeds=seeds/director ;;
         *) seeds=seeds/l4 ;;
     esac
     mkdir -p "corpus/$t"

@@ -1749,6 +1749,7 @@ impl<'a, const D: usize> Director<'a, D> {
             Ok(id) => Ok(id),
             // A duplicate key or a full probe window: evicting some other entry would
             // not make room for this one.
+            Err((_, InsertError::Duplicate)) => Err(DropReason::KeyCollision),
             Err((_, e)) if e != InsertError::Full => Err(DropReason::TableFull),
             Err((c, _)) => {
                 let victim = table.find_victim(now, victim_budget, |v: &Conn<A>| {

@@ -282,11 +282,15 @@ pub enum DropReason {
     /// Shed by a defense or rate limit, such as the kernel's `drop_packet` defense
     /// (`ip_vs_todrop`), which drops a share of new connections under memory pressure.
     RateLimited = 12,
+    /// A new connection's key collides with an existing one's: typically two NAT
+    /// services sending the same client port to the same real server port, which the
+    /// real server itself could not tell apart.
+    KeyCollision = 13,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
 
     /// Every reason, in discriminant order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -303,6 +307,7 @@ impl DropReason {
         DropReason::DestUnavailable,
         DropReason::IcmpUnrelated,
         DropReason::RateLimited,
+        DropReason::KeyCollision,
     ];
 
     /// The reason with discriminant `v`.
@@ -330,6 +335,7 @@ impl DropReason {
             DropReason::DestUnavailable => "dest_unavailable",
             DropReason::IcmpUnrelated => "icmp_unrelated",
             DropReason::RateLimited => "rate_limited",
+            DropReason::KeyCollision => "key_collision",
         }
     }
 

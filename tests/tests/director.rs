@@ -1162,7 +1162,7 @@ fn duplicate_key_does_not_evict_a_bystander() {
     let f = client(false, cip(false), 1000);
     establish(&mut h, secs(1), &f);
     let (v, _) = h.step(secs(2), &frames::tcp(&Flow { dst: vip2, ..f }, SYN, &[]));
-    assert_eq!(v, Verdict::Drop(DropReason::TableFull));
+    assert_eq!(v, Verdict::Drop(DropReason::KeyCollision));
     assert!(
         h.find_flow(bystander.src, bystander.sport).is_some(),
         "bystander kept"

@@ -15,7 +15,7 @@ fn seeds_dir() -> PathBuf {
 
 fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    for sub in ["frame", "frame_bare", "ip", "l4"] {
+    for sub in ["frame", "frame_bare", "ip", "l4", "director"] {
         let dir = root.join(sub);
         let Ok(entries) = fs::read_dir(&dir) else {
             continue;

@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo run -p lvs-tests --bin gen_fuzz_seeds         # writes <workspace>/fuzz/seeds
-//! cargo run -p lvs-tests --bin gen_fuzz_seeds -- DIR  # writes DIR/{frame,frame_bare,ip,l4}
+//! cargo run -p lvs-tests --bin gen_fuzz_seeds -- DIR  # writes DIR/{frame,frame_bare,ip,l4,director}
 //! ```
 //!
 //! - `frame/`: whole Ethernet frames, each behind the 64 parameter bytes the rewrite
@@ -21,6 +21,11 @@
 //!   the prefix they see the filler's EtherType and stop there.
 //! - `ip/`: bare IP packets (and the truncated ones an ICMP error quotes), no prefix.
 //! - `l4/`: bare TCP segments, UDP datagrams and ICMPv4/ICMPv6 messages, no prefix.
+//! - `director/`: operation sequences for the `director` target in its input format (see
+//!   the module docs of `fuzz/fuzz_targets/director.rs`; [`Ops`] below writes it):
+//!   services and real servers, then frames the target builds from templates (a TCP
+//!   handshake and teardown, replies, ICMP errors), for every forwarding method, with
+//!   persistence, the table-storage schedulers, one-packet UDP and a full table.
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -396,6 +401,469 @@ fn build() -> Seeds {
     s
 }
 
+// ------------------------------------------------------------------ director seeds
+
+/// Writes the `director` fuzz target's input format: four header bytes, then operations
+/// (an opcode byte and its argument bytes). Indices refer to the target's pools:
+/// `VIPS` 0-1 IPv4, 2-3 IPv6; `VPORTS` 80, 53, 0, 443; `RIPS` 0-2 IPv4, 3-5 IPv6;
+/// `RPORTS` 80, 8080, 53, 0; frame endpoints `POOL` 0-2 clients, 3-4 VIPs, 5-6 RIPs,
+/// 7 a local address; `PORTS` 1024, 1025, 40000, 80, 53, 443, 8080, 0.
+struct Ops(Vec<u8>);
+
+mod sched {
+    pub const RR: u8 = 0;
+    pub const WRR: u8 = 1;
+    pub const LC: u8 = 2;
+    pub const WLC: u8 = 3;
+    pub const SED: u8 = 4;
+    pub const DH: u8 = 6;
+    pub const SH: u8 = 7;
+    pub const LBLC: u8 = 8;
+    pub const LBLCR: u8 = 9;
+    pub const MH: u8 = 10;
+    pub const FO: u8 = 11;
+    pub const OVF: u8 = 12;
+    pub const TWOS: u8 = 13;
+}
+
+const MASQ: u8 = 0;
+const DROUTE: u8 = 1;
+const TUNNEL: u8 = 2;
+const FULLNAT: u8 = 3;
+
+/// Service flags: persistence, one-packet, scheduler fallback / port.
+const PERSIST: u8 = 4;
+const ONE_PACKET: u8 = 8;
+const FALLBACK: u8 = 1;
+const HASH_PORT: u8 = 2;
+
+/// Frame kinds of `Ops::packet`: family bit, then TCP / UDP / ICMP error.
+const K_TCP4: u8 = 0;
+const K_TCP6: u8 = 1;
+const K_UDP4: u8 = 2;
+const K_UDP6: u8 = 3;
+const K_ICMP4: u8 = 4;
+/// Frame kinds of `Ops::conn`: client -> virtual, the real server's reply, ICMP errors
+/// on the client side and on the real-server side.
+const C_IN: u8 = 0;
+const C_REPLY: u8 = 1;
+const C_ICMP_CLIENT: u8 = 2;
+const C_ICMP_SERVER: u8 = 3;
+/// Pool indices.
+const CLIENT0: u8 = 0;
+const CLIENT1: u8 = 1;
+const CLIENT_OTHER_NET: u8 = 2;
+const VIP0: u8 = 3;
+const VIP1: u8 = 4;
+/// `PORTS` indices.
+const P1024: u8 = 0;
+const P1025: u8 = 1;
+const P40000: u8 = 2;
+const P80: u8 = 3;
+const P53: u8 = 4;
+const P443: u8 = 5;
+/// Rx bytes: fwmark 1; 64 bytes of headroom.
+const RX_MARK1: u8 = 1;
+const RX_HEADROOM: u8 = 3 << 2;
+/// Shape bytes: DF; a VLAN tag.
+const DF: u8 = 0x10;
+const VLAN: u8 = 0x01;
+
+/// A service key byte: UDP, `VIPS[vip]`, `VPORTS[port]`.
+fn key(udp: bool, vip: u8, port: u8) -> u8 {
+    u8::from(udp) | vip << 1 | port << 3
+}
+
+/// An fwmark service key byte.
+fn mark_key(mark: u8, v6: bool) -> u8 {
+    0x80 | (mark - 1) | u8::from(v6) << 1
+}
+
+/// A real-server byte: `RIPS[rip]`, `RPORTS[port]`.
+fn rs(rip: u8, port: u8) -> u8 {
+    rip | port << 4
+}
+
+impl Ops {
+    /// Switches byte (expire_nodest_conn 1, expire_quiescent_template 2, sloppy_tcp 4,
+    /// secure_tcp 8, conn_reuse_mode in bits 6-7), sweep budget, victim budget, MTU
+    /// index (0: 1500).
+    fn new(switches: u8) -> Ops {
+        Ops(vec![switches, 4, 64, 0])
+    }
+
+    fn op(mut self, bytes: &[u8]) -> Ops {
+        self.0.extend_from_slice(bytes);
+        self
+    }
+
+    fn add_service(self, key: u8, sched: u8, flags: u8, timeout_4s: u8, prefix: u8) -> Ops {
+        self.op(&[0, key, sched, flags, timeout_4s, prefix])
+    }
+
+    fn edit_service(self, key: u8, sched: u8, flags: u8, timeout_4s: u8, prefix: u8) -> Ops {
+        self.op(&[1, key, sched, flags, timeout_4s, prefix])
+    }
+
+    fn delete_service(self, key: u8) -> Ops {
+        self.op(&[2, key])
+    }
+
+    fn add_dest(self, key: u8, rs: u8, method: u8, weight: u8) -> Ops {
+        self.op(&[3, key, rs, method, weight, 0])
+    }
+
+    fn edit_dest(self, key: u8, rs: u8, method: u8, weight: u8, thresholds: u8) -> Ops {
+        self.op(&[4, key, rs, method, weight, thresholds])
+    }
+
+    fn delete_dest(self, key: u8, rs: u8) -> Ops {
+        self.op(&[5, key, rs])
+    }
+
+    /// `LADDRS`: 0-1 IPv4, 2-3 IPv6.
+    fn add_laddr(self, i: u8) -> Ops {
+        self.op(&[6, i])
+    }
+
+    fn zero_all(self) -> Ops {
+        self.op(&[7, 0])
+    }
+
+    fn clear(self) -> Ops {
+        self.op(&[8])
+    }
+
+    fn set_timeouts_4s(self, tcp: u8, tcpfin: u8, udp: u8) -> Ops {
+        self.op(&[9, tcp, tcpfin, udp])
+    }
+
+    fn advance_secs(self, s: u8) -> Ops {
+        self.op(&[10, 2, s])
+    }
+
+    fn advance_mins(self, m: u8) -> Ops {
+        self.op(&[10, 3, m])
+    }
+
+    fn set_config(self, switches: u8, mtu_index: u8) -> Ops {
+        self.op(&[11, switches, mtu_index])
+    }
+
+    /// A frame `src:sp -> dst:dp` of `kind` (for an ICMP error: from `src` to `dst`,
+    /// quoting `dst:dp -> src:sp`, TCP).
+    #[allow(clippy::too_many_arguments)]
+    fn packet(
+        self,
+        kind: u8,
+        src: u8,
+        dst: u8,
+        sp: u8,
+        dp: u8,
+        flags: u8,
+        len: u8,
+        shape: u8,
+        rx: u8,
+    ) -> Ops {
+        self.op(&[12, kind, src, dst, sp, dp, flags, len, 0, shape, rx])
+    }
+
+    /// A frame of the `n`-th connection in the tables.
+    fn conn(self, n: u8, kind: u8, flags: u8, len: u8, rx: u8) -> Ops {
+        self.op(&[13, n, kind, flags, len, 0, 0, rx])
+    }
+
+    fn raw(self, frame: &[u8]) -> Ops {
+        let len = u16::try_from(frame.len()).unwrap();
+        self.op(&[14, 0]).op(&len.to_be_bytes()).op(frame)
+    }
+
+    fn maintain(self, budget: u8) -> Ops {
+        self.op(&[15, budget])
+    }
+
+    /// The TCP handshake, a request, its answer and the teardown of the only
+    /// connection, client `src:sp` to `vip:dp`, with replies when `replies` (NAT,
+    /// FULLNAT; DR and TUN replies bypass the director).
+    #[allow(clippy::too_many_arguments)]
+    fn tcp_session(self, kind: u8, src: u8, vip: u8, sp: u8, dp: u8, replies: bool, rx: u8) -> Ops {
+        let mut o = self.packet(kind, src, vip, sp, dp, SYN, 0, 0, rx);
+        if replies {
+            o = o.conn(0, C_REPLY, SYN | ACK, 0, 0);
+        }
+        o = o.packet(kind, src, vip, sp, dp, ACK, 0, 0, rx).packet(
+            kind,
+            src,
+            vip,
+            sp,
+            dp,
+            PSH | ACK,
+            37,
+            0,
+            rx,
+        );
+        if replies {
+            o = o.conn(0, C_REPLY, PSH | ACK, 100, 0);
+        }
+        o = o.packet(kind, src, vip, sp, dp, FIN | ACK, 0, 0, rx);
+        if replies {
+            o = o.conn(0, C_REPLY, FIN | ACK, 0, 0);
+        }
+        o.packet(kind, src, vip, sp, dp, ACK, 0, 0, rx)
+    }
+}
+
+fn director_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut add = |name: &str, ops: Ops| out.push((name.to_string(), ops.0));
+    let http4 = key(false, 0, 0); // TCP 10.0.0.1:80
+    let http6 = key(false, 2, 0); // TCP [2001:db8::1]:80
+    let dns4 = key(true, 0, 1); // UDP 10.0.0.1:53
+    let dns6 = key(true, 2, 1); // UDP [2001:db8::1]:53
+
+    // NAT, TCP over IPv4: handshake, data, replies, teardown, ICMP errors, expiry.
+    add(
+        "nat_tcp_v4",
+        Ops::new(0)
+            .add_service(http4, sched::WLC, 0, 0, 0)
+            .add_dest(http4, rs(0, 1), MASQ, 1)
+            .add_dest(http4, rs(1, 1), MASQ, 2)
+            .tcp_session(K_TCP4, CLIENT0, VIP0, P1024, P80, true, 0)
+            .packet(K_TCP4, CLIENT1, VIP0, P40000, P80, SYN, 0, VLAN, 0)
+            .conn(0, C_IN, SYN, 0, 0)
+            .conn(0, C_ICMP_CLIENT, PSH | ACK, 20, 0)
+            .conn(0, C_ICMP_SERVER, PSH | ACK, 20, 0)
+            .advance_mins(2)
+            .maintain(255)
+            .zero_all(),
+    );
+    // NAT, TCP over IPv6, with the secure TCP state table.
+    add(
+        "nat_tcp_v6_secure",
+        Ops::new(8)
+            .add_service(http6, sched::RR, 0, 0, 0)
+            .add_dest(http6, rs(3, 1), MASQ, 1)
+            .add_dest(http6, rs(4, 1), MASQ, 1)
+            .tcp_session(K_TCP6, CLIENT0, VIP0, P1025, P80, true, 0),
+    );
+    // NAT, UDP over IPv6 and IPv4: datagrams, replies, ICMP errors from both sides.
+    add(
+        "nat_udp",
+        Ops::new(0)
+            .add_service(dns6, sched::SED, 0, 0, 0)
+            .add_dest(dns6, rs(3, 2), MASQ, 1)
+            .add_dest(dns6, rs(4, 2), MASQ, 3)
+            .add_service(dns4, sched::WRR, 0, 0, 0)
+            .add_dest(dns4, rs(0, 2), MASQ, 2)
+            .add_dest(dns4, rs(1, 2), MASQ, 1)
+            .packet(K_UDP6, CLIENT0, VIP0, P40000, P53, 0, 30, 0, 0)
+            .conn(0, C_REPLY, 0, 60, 0)
+            .packet(K_UDP4, CLIENT0, VIP0, P40000, P53, 0, 30, 0, 0)
+            .packet(K_UDP4, CLIENT1, VIP0, P1024, P53, 0, 30, 0, 0)
+            .conn(0, C_REPLY, 0, 90, 0)
+            .conn(1, C_ICMP_CLIENT, 1, 20, 0)
+            .conn(2, C_ICMP_SERVER, 1, 20, 0)
+            .set_timeouts_4s(0, 0, 2)
+            .advance_secs(10)
+            .maintain(64),
+    );
+    // FULLNAT over both families: local addresses, replies to them, ICMP errors.
+    add(
+        "fullnat",
+        Ops::new(0)
+            .add_laddr(0)
+            .add_laddr(2)
+            .add_service(http4, sched::RR, 0, 0, 0)
+            .add_dest(http4, rs(0, 1), FULLNAT, 1)
+            .add_service(http6, sched::WLC, 0, 0, 0)
+            .add_dest(http6, rs(3, 1), FULLNAT, 1)
+            .tcp_session(K_TCP4, CLIENT0, VIP0, P1024, P80, true, 0)
+            .packet(K_TCP6, CLIENT1, VIP0, P1025, P80, SYN, 0, 0, 0)
+            .conn(1, C_REPLY, SYN | ACK, 0, 0)
+            .conn(1, C_ICMP_CLIENT, ACK, 20, 0)
+            .conn(1, C_ICMP_SERVER, ACK, 20, 0),
+    );
+    // Direct routing, with sh; an ICMP error from the client side.
+    add(
+        "droute",
+        Ops::new(0)
+            .add_service(key(false, 1, 3), sched::SH, FALLBACK | HASH_PORT, 0, 0)
+            .add_dest(key(false, 1, 3), rs(0, 0), DROUTE, 1)
+            .add_dest(key(false, 1, 3), rs(1, 0), DROUTE, 1)
+            .tcp_session(K_TCP4, CLIENT0, VIP1, P40000, P443, false, 0)
+            .packet(K_ICMP4, CLIENT0, VIP1, P40000, P443, 0, 16, 0, 0),
+    );
+    // IP-in-IP: 4in4 and 4in6 from an IPv4 service, 6in6 and 6in4 from an IPv6 one;
+    // headroom or not; a full-size packet with DF turns into "fragmentation needed".
+    add(
+        "tunnel",
+        Ops::new(0)
+            .add_service(http4, sched::RR, 0, 0, 0)
+            .add_dest(http4, rs(0, 0), TUNNEL, 1)
+            .add_dest(http4, rs(3, 0), TUNNEL, 1)
+            .add_service(http6, sched::RR, 0, 0, 0)
+            .add_dest(http6, rs(4, 0), TUNNEL, 1)
+            .add_dest(http6, rs(1, 0), TUNNEL, 1)
+            .packet(K_TCP4, CLIENT0, VIP0, P1024, P80, SYN, 0, 0, RX_HEADROOM)
+            .packet(K_TCP4, CLIENT1, VIP0, P1024, P80, SYN, 0, 0, 0)
+            .packet(
+                K_TCP4,
+                CLIENT0,
+                VIP0,
+                P1024,
+                P80,
+                ACK,
+                0x80 | 93,
+                DF,
+                RX_HEADROOM,
+            )
+            .packet(K_TCP6, CLIENT0, VIP0, P1024, P80, SYN, 0, 0, RX_HEADROOM)
+            .packet(K_TCP6, CLIENT1, VIP0, P1024, P80, SYN, 0, 0, 0)
+            .packet(K_TCP6, CLIENT1, VIP0, P1024, P80, ACK, 0x80 | 90, 0, 0),
+    );
+    // Persistence: a port-0 service with a /24 mask; clients of one /24 stick to one
+    // real server across ports; templates outlive their connections, then expire. An
+    // fwmark service with persistence too.
+    let any4 = key(false, 0, 2);
+    add(
+        "persistence",
+        Ops::new(0)
+            .add_service(any4, sched::RR, PERSIST, 75, 24)
+            .add_dest(any4, rs(0, 1), MASQ, 1)
+            .add_dest(any4, rs(1, 1), MASQ, 1)
+            .add_dest(any4, rs(2, 1), MASQ, 1)
+            .packet(K_TCP4, CLIENT0, VIP0, P1024, P80, SYN, 0, 0, 0)
+            .packet(K_TCP4, CLIENT1, VIP0, P1025, P443, SYN, 0, 0, 0)
+            .packet(K_TCP4, CLIENT_OTHER_NET, VIP0, P1024, P80, SYN, 0, 0, 0)
+            .conn(0, C_REPLY, SYN | ACK, 0, 0)
+            .advance_mins(3)
+            .maintain(255)
+            .packet(K_TCP4, CLIENT0, VIP0, P40000, P80, SYN, 0, 0, 0)
+            .edit_dest(any4, rs(0, 1), MASQ, 0, 0)
+            .set_config(2, 0)
+            .packet(K_TCP4, CLIENT1, VIP0, P40000, P80, SYN, 0, 0, 0)
+            .advance_mins(10)
+            .maintain(255)
+            .add_service(mark_key(1, false), sched::WLC, PERSIST, 30, 32)
+            .add_dest(mark_key(1, false), rs(2, 0), MASQ, 1)
+            .packet(K_TCP4, CLIENT0, VIP1, P1024, P443, SYN, 0, 0, RX_MARK1)
+            .packet(K_UDP4, CLIENT0, VIP1, P1024, P53, 0, 8, 0, RX_MARK1),
+    );
+    // The schedulers with table storage (mh, lblc, lblcr) in the three slots that have
+    // it, a fourth service without; then edits between schedulers, removals and clear.
+    let https4 = key(false, 0, 3);
+    let http4b = key(false, 1, 0);
+    add(
+        "schedulers",
+        Ops::new(0)
+            .add_service(http4, sched::MH, FALLBACK | HASH_PORT, 0, 0)
+            .add_service(https4, sched::LBLC, 0, 0, 0)
+            .add_service(http4b, sched::LBLCR, 0, 0, 0)
+            .add_service(http6, sched::TWOS, 0, 0, 0)
+            .add_dest(http4, rs(0, 1), MASQ, 1)
+            .add_dest(http4, rs(1, 1), MASQ, 2)
+            .add_dest(https4, rs(0, 1), MASQ, 1)
+            .add_dest(https4, rs(2, 1), DROUTE, 1)
+            .add_dest(http4b, rs(1, 0), MASQ, 1)
+            .add_dest(http4b, rs(2, 0), MASQ, 3)
+            .add_dest(http6, rs(3, 0), MASQ, 1)
+            .add_dest(http6, rs(5, 0), MASQ, 4)
+            .packet(K_TCP4, CLIENT0, VIP0, P1024, P80, SYN, 0, 0, 0)
+            .packet(K_TCP4, CLIENT1, VIP0, P1024, P443, SYN, 0, 0, 0)
+            .packet(K_TCP4, CLIENT0, VIP1, P1025, P80, SYN, 0, 0, 0)
+            .packet(K_TCP6, CLIENT0, VIP0, P1025, P80, SYN, 0, 0, 0)
+            .edit_service(http4, sched::LBLCR, 0, 0, 0)
+            .edit_service(http4b, sched::MH, 0, 0, 0)
+            .edit_service(http6, sched::MH, 0, 0, 0)
+            .edit_service(https4, sched::OVF, 0, 0, 0)
+            .edit_dest(http4, rs(1, 1), MASQ, 5, 0x21)
+            .delete_dest(http4, rs(0, 1))
+            .packet(K_TCP4, CLIENT1, VIP0, P40000, P80, SYN, 0, 0, 0)
+            .edit_service(http4, sched::FO, 0, 0, 0)
+            .edit_service(http4b, sched::DH, 0, 0, 0)
+            .packet(K_TCP4, CLIENT1, VIP1, P40000, P80, SYN, 0, 0, 0)
+            .delete_service(https4)
+            .clear()
+            .packet(K_TCP4, CLIENT0, VIP0, P1024, P80, ACK, 0, 0, 0),
+    );
+    // One-packet UDP scheduling; a UDP fragment.
+    add(
+        "one_packet_udp",
+        Ops::new(0)
+            .add_service(dns4, sched::RR, ONE_PACKET, 0, 0)
+            .add_dest(dns4, rs(0, 2), MASQ, 1)
+            .add_dest(dns4, rs(1, 2), MASQ, 1)
+            .packet(K_UDP4, CLIENT0, VIP0, P40000, P53, 0, 12, 0, 0)
+            .packet(K_UDP4, CLIENT0, VIP0, P40000, P53, 0, 12, 0, 0)
+            .packet(K_UDP4, CLIENT0, VIP0, P40000, P53, 0, 100, 0x04, 0),
+    );
+    // expire_nodest_conn and sloppy_tcp: a connection opened by an ACK; its real server
+    // removed, then its next packet; a removed server added back.
+    add(
+        "nodest_sloppy",
+        Ops::new(1 | 4)
+            .add_service(http4, sched::LC, 0, 0, 0)
+            .add_dest(http4, rs(0, 1), MASQ, 1)
+            .packet(K_TCP4, CLIENT0, VIP0, P1024, P80, ACK, 10, 0, 0)
+            .packet(K_TCP4, CLIENT1, VIP0, P1024, P80, SYN, 0, 0, 0)
+            .delete_dest(http4, rs(0, 1))
+            .packet(K_TCP4, CLIENT0, VIP0, P1024, P80, ACK, 10, 0, 0)
+            .add_dest(http4, rs(0, 1), MASQ, 1)
+            .packet(K_TCP4, CLIENT1, VIP0, P1024, P80, ACK, 10, 0, 0),
+    );
+    // A full IPv4 table: 4 services x 3 clients x 6 ports of SYNs, more than its 64
+    // entries (embryonic victims make room). Each service has its own real server, so
+    // the real-server-side keys differ.
+    let mut full = Ops::new(0);
+    let svcs = [
+        (http4, rs(0, 1)),
+        (https4, rs(1, 1)),
+        (http4b, rs(2, 1)),
+        (key(false, 1, 3), rs(0, 0)),
+    ];
+    for (k, dest) in svcs {
+        full = full
+            .add_service(k, sched::RR, 0, 0, 0)
+            .add_dest(k, dest, MASQ, 1);
+    }
+    for (vip, dp) in [(VIP0, P80), (VIP0, P443), (VIP1, P80), (VIP1, P443)] {
+        for c in [CLIENT0, CLIENT1, CLIENT_OTHER_NET] {
+            for sp in [P1024, P1025, P40000, P80, P53, P443] {
+                full = full.packet(K_TCP4, c, vip, sp, dp, SYN, 0, 0, 0);
+            }
+        }
+    }
+    add("table_full_v4", full);
+    // Two NAT services sharing a real server: one client port to both gives two
+    // connections with the same real-server-side key.
+    add(
+        "nat_shared_real_server",
+        Ops::new(0)
+            .add_service(http4, sched::RR, 0, 0, 0)
+            .add_service(https4, sched::RR, 0, 0, 0)
+            .add_dest(http4, rs(0, 1), MASQ, 1)
+            .add_dest(https4, rs(0, 1), MASQ, 1)
+            .packet(K_TCP4, CLIENT0, VIP0, P1024, P80, SYN, 0, 0, 0)
+            .packet(K_TCP4, CLIENT1, VIP0, P1024, P80, SYN, 0, 0, 0)
+            .packet(K_TCP4, CLIENT0, VIP0, P1024, P443, SYN, 0, 0, 0)
+            .conn(0, C_REPLY, SYN | ACK, 0, 0)
+            .conn(1, C_REPLY, SYN | ACK, 0, 0),
+    );
+    // Not IP (an ARP request), then a malformed IPv4 header.
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&[2, 0, 0, 0, 0, 2, 0x08, 0x06]);
+    arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    arp.extend_from_slice(&[0; 20]);
+    add(
+        "raw_frames",
+        Ops::new(0)
+            .add_service(http4, sched::RR, 0, 0, 0)
+            .raw(&arp)
+            .raw(&frames::tcp(&Flow::v4(), SYN, &[])[..30]),
+    );
+    out
+}
+
 /// Removes the regular files of `dir` (this program's earlier output) and creates it.
 fn reset(dir: &Path) -> std::io::Result<()> {
     if dir.exists() {
@@ -445,6 +913,18 @@ fn main() -> std::io::Result<()> {
         let shown = fs::canonicalize(&dir)?;
         println!("{}: {} seeds", shown.display(), fs::read_dir(&dir)?.count());
     }
+    let director = director_seeds();
+    let dir = root.join("director");
+    reset(&dir)?;
+    for (name, bytes) in director.iter() {
+        fs::write(dir.join(name), bytes)?;
+        count += 1;
+    }
+    println!(
+        "{}: {} seeds",
+        fs::canonicalize(&dir)?.display(),
+        director.len()
+    );
     println!("{count} seed files written");
     Ok(())
 }

@@ -18,7 +18,8 @@
 //! 6. malformed input, and what cannot be forwarded, is [`Verdict::Drop`] with a
 //!    counted [`DropReason`].
 //!
-//! Every call also expires a few connections (`Config::sweep_budget`), so expiry is
+//! When the clock has moved, a call also expires a few connections
+//! (`Config::sweep_budget` per millisecond), so expiry is
 //! amortised and never a full scan; rate estimators tick every 2 s.
 //!
 //! # Guarantees
@@ -236,7 +237,10 @@ pub struct Config {
     pub sloppy_tcp: bool,
     /// `secure_tcp`: the kernel's defensive TCP state table.
     pub secure_tcp: bool,
-    /// Connections examined for expiry on every `process` call.
+    /// Connections examined for expiry per millisecond of clock between `process`
+    /// calls (at most 16 ms' worth at once): 32 examines 32,000 a second, a full round
+    /// of a million-entry table in about 31 s. Expired entries are also recognised
+    /// when looked up, and reused first when the table is full.
     pub sweep_budget: usize,
     /// Connections examined for a victim when the table is full.
     pub victim_budget: usize,
@@ -259,7 +263,7 @@ impl Default for Config {
             expire_quiescent_template: false,
             sloppy_tcp: false,
             secure_tcp: false,
-            sweep_budget: 4,
+            sweep_budget: 32,
             victim_budget: 64,
             tun_src_v4: None,
             tun_src_v6: None,
@@ -508,6 +512,7 @@ pub struct Director<'a, const D: usize = 64> {
     totals: Counters,
     est: Estimator,
     last_tick: Instant,
+    last_sweep: Instant,
     rng: u64,
     next_laddr: usize,
     tun_ident: u16,
@@ -586,6 +591,7 @@ impl<'a, const D: usize> Director<'a, D> {
             est: Estimator::new(now, &totals),
             totals,
             last_tick: now,
+            last_sweep: now,
             rng: cfg.seed | 1,
             next_laddr: 0,
             tun_ident: (cfg.seed >> 17) as u16,
@@ -995,10 +1001,14 @@ impl<'a, const D: usize> Director<'a, D> {
         let t = TEMPLATE_REARM;
         let mut on_expire_v4 =
             |_: ConnId, c: &mut Conn<Ipv4Addr>| expire_one(dests, meta, c, now, t);
-        tables.v4.sweep(now, budget, &mut on_expire_v4);
+        if !tables.v4.is_empty() {
+            tables.v4.sweep(now, budget, &mut on_expire_v4);
+        }
         let mut on_expire_v6 =
             |_: ConnId, c: &mut Conn<Ipv6Addr>| expire_one(dests, meta, c, now, t);
-        tables.v6.sweep(now, budget, &mut on_expire_v6);
+        if !tables.v6.is_empty() {
+            tables.v6.sweep(now, budget, &mut on_expire_v6);
+        }
         if now.saturating_since(self.last_tick) >= crate::stats::Estimator::PERIOD {
             self.last_tick = now;
             self.est.tick(now, &self.totals);
@@ -1041,7 +1051,18 @@ impl<'a, const D: usize> Director<'a, D> {
         buf: &mut [u8],
         frame: Range<usize>,
     ) -> Verdict {
-        self.maintain(now, self.cfg.sweep_budget);
+        // Expiry runs when the clock has moved, not on every packet: the budget is per
+        // millisecond that passed (at most 16 ms' worth per call), so a busy director
+        // examines the same number of entries a second as an idle one.
+        let elapsed = now.saturating_since(self.last_sweep).total_millis();
+        if elapsed > 0 {
+            self.last_sweep = now;
+            let budget = self
+                .cfg
+                .sweep_budget
+                .saturating_mul(elapsed.min(16) as usize);
+            self.maintain(now, budget);
+        }
         let Some(f) = buf.get(frame.clone()) else {
             return self.drop(DropReason::Truncated);
         };

@@ -146,6 +146,34 @@ pub trait Scheduler {
     fn schedule(&mut self, dests: Dests<'_>, input: &SchedInput) -> Option<DestId>;
 }
 
+/// The available server with the least `overhead / weight`, compared by
+/// cross-multiplication in `u64` as the kernel's wlc and sed do (no division, no
+/// overflow); the first in list order wins ties. `name` labels the trace.
+#[inline]
+pub(crate) fn least_by_weight(
+    dests: Dests<'_>,
+    name: &'static str,
+    overhead: impl Fn(&RealServer) -> u64,
+) -> Option<DestId> {
+    // (id, overhead, weight) of the choice so far.
+    let mut least: Option<(DestId, u64, u64)> = None;
+    for (id, d) in dests.iter() {
+        if !d.is_available() {
+            continue;
+        }
+        let (doh, dw) = (overhead(d), u64::from(d.weight));
+        match least {
+            Some((_, loh, lw)) if loh * dw <= doh * lw => {}
+            _ => least = Some((id, doh, dw)),
+        }
+    }
+    match least {
+        Some((id, loh, lw)) => lvs_trace!("{}: server {} overhead {} weight {}", name, id, loh, lw),
+        None => lvs_trace!("{}: no destination available", name),
+    }
+    least.map(|(id, _, _)| id)
+}
+
 /// The 14 IPVS schedulers by name, as `ipvsadm -s` takes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -40,23 +40,7 @@ impl Scheduler for Sed {
     fn update(&mut self, _dests: Dests<'_>) {}
 
     fn schedule(&mut self, dests: Dests<'_>, _input: &SchedInput) -> Option<DestId> {
-        // (id, overhead, weight) of the choice so far.
-        let mut least: Option<(DestId, u64, u64)> = None;
-        for (id, d) in dests.iter() {
-            if !d.is_available() {
-                continue;
-            }
-            let (doh, dw) = (overhead(d), u64::from(d.weight));
-            match least {
-                Some((_, loh, lw)) if loh * dw <= doh * lw => {}
-                _ => least = Some((id, doh, dw)),
-            }
-        }
-        match least {
-            Some((id, loh, lw)) => lvs_trace!("sed: server {} overhead {} weight {}", id, loh, lw),
-            None => lvs_trace!("sed: no destination available"),
-        }
-        least.map(|(id, _, _)| id)
+        super::least_by_weight(dests, "sed", overhead)
     }
 }
 

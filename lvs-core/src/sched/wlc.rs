@@ -36,23 +36,7 @@ impl Scheduler for Wlc {
     fn update(&mut self, _dests: Dests<'_>) {}
 
     fn schedule(&mut self, dests: Dests<'_>, _input: &SchedInput) -> Option<DestId> {
-        // (id, overhead, weight) of the choice so far.
-        let mut least: Option<(DestId, u64, u64)> = None;
-        for (id, d) in dests.iter() {
-            if !d.is_available() {
-                continue;
-            }
-            let (doh, dw) = (u64::from(d.conn_overhead()), u64::from(d.weight));
-            match least {
-                Some((_, loh, lw)) if loh * dw <= doh * lw => {}
-                _ => least = Some((id, doh, dw)),
-            }
-        }
-        match least {
-            Some((id, loh, lw)) => lvs_trace!("wlc: server {} overhead {} weight {}", id, loh, lw),
-            None => lvs_trace!("wlc: no destination available"),
-        }
-        least.map(|(id, _, _)| id)
+        super::least_by_weight(dests, "wlc", |d| u64::from(d.conn_overhead()))
     }
 }
 

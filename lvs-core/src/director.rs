@@ -1352,27 +1352,73 @@ impl<'a, const D: usize> Director<'a, D> {
             Method::Masq | Method::FullNat => Direction::Input,
         };
         self.advance::<A>(now, id, dir, &flow);
+        self.send_to_real_server(c, buf, frame, info, false)
+    }
+
+    /// Counts and rewrites a client-side packet (or, with `icmp`, an ICMP error about
+    /// a packet the director sent the client) of connection `c` for its real server.
+    fn send_to_real_server<A: Family>(
+        &mut self,
+        c: Conn<A>,
+        buf: &mut [u8],
+        frame: Range<usize>,
+        info: &FrameInfo,
+        icmp: bool,
+    ) -> Verdict {
         self.count(c.service, c.dest, info.ip.total_len, true);
         let daddr = c.daddr.to_ip();
         let Some(f) = buf.get_mut(frame.clone()) else {
             return self.drop(DropReason::RewriteFailed);
         };
-        let res = match c.method {
-            Method::Masq => nat::inbound(f, info, Endpoint::new(daddr, c.dport)),
-            Method::FullNat => fullnat::inbound(
-                f,
-                info,
-                Endpoint::new(c.laddr.to_ip(), c.lport),
-                Endpoint::new(daddr, c.dport),
-            ),
-            Method::DirectRoute => Ok(()),
-            Method::Tunnel => return self.tunnel::<A>(c, buf, frame, info),
+        let real = Endpoint::new(daddr, c.dport);
+        let local = Endpoint::new(c.laddr.to_ip(), c.lport);
+        let res = match (c.method, icmp) {
+            (Method::Masq, false) => nat::inbound(f, info, real),
+            (Method::Masq, true) => nat::inbound_icmp(f, info, real),
+            (Method::FullNat, false) => fullnat::inbound(f, info, local, real),
+            (Method::FullNat, true) => fullnat::inbound_icmp(f, info, local, real),
+            (Method::DirectRoute, _) => Ok(()),
+            (Method::Tunnel, _) => return self.tunnel::<A>(c, buf, frame, info),
         };
+        self.forwarded(res, frame, daddr)
+    }
+
+    /// Counts and rewrites a real server's packet (or, with `icmp`, an ICMP error about
+    /// a packet the director sent the real server) of connection `c` for its client.
+    fn send_to_client<A: Family>(
+        &mut self,
+        c: Conn<A>,
+        buf: &mut [u8],
+        frame: Range<usize>,
+        info: &FrameInfo,
+        icmp: bool,
+    ) -> Verdict {
+        self.count(c.service, c.dest, info.ip.total_len, false);
+        let virt = Endpoint::new(c.vaddr.to_ip(), c.vport);
+        let client = Endpoint::new(c.caddr.to_ip(), c.cport);
+        let Some(f) = buf.get_mut(frame.clone()) else {
+            return self.drop(DropReason::RewriteFailed);
+        };
+        let res = match (c.method, icmp) {
+            (Method::Masq, false) => nat::outbound(f, info, virt),
+            (Method::Masq, true) => nat::outbound_icmp(f, info, virt),
+            (Method::FullNat, false) => fullnat::outbound(f, info, virt, client),
+            (Method::FullNat, true) => fullnat::outbound_icmp(f, info, virt, client),
+            // DR/TUN connections are not indexed from the real-server side.
+            (Method::DirectRoute | Method::Tunnel, _) => return Verdict::Local,
+        };
+        self.forwarded(res, frame, client.addr)
+    }
+
+    /// The verdict of a rewrite: forward to `next_hop`, or drop with its reason.
+    fn forwarded(
+        &mut self,
+        res: Result<(), fwd::Error>,
+        frame: Range<usize>,
+        next_hop: IpAddr,
+    ) -> Verdict {
         match res {
-            Ok(()) => Verdict::Forward {
-                frame,
-                next_hop: daddr,
-            },
+            Ok(()) => Verdict::Forward { frame, next_hop },
             Err(e) => self.drop(DropReason::from(e)),
         }
     }
@@ -1452,25 +1498,7 @@ impl<'a, const D: usize> Director<'a, D> {
             return self.drop(DropReason::DestUnavailable);
         }
         self.advance::<A>(now, id, Direction::Output, flow);
-        self.count(c.service, c.dest, info.ip.total_len, false);
-        let virt = Endpoint::new(c.vaddr.to_ip(), c.vport);
-        let client = Endpoint::new(c.caddr.to_ip(), c.cport);
-        let Some(f) = buf.get_mut(frame.clone()) else {
-            return self.drop(DropReason::RewriteFailed);
-        };
-        let res = match c.method {
-            Method::Masq => nat::outbound(f, info, virt),
-            Method::FullNat => fullnat::outbound(f, info, virt, client),
-            // DR/TUN connections are not indexed from the real-server side.
-            Method::DirectRoute | Method::Tunnel => return Verdict::Local,
-        };
-        match res {
-            Ok(()) => Verdict::Forward {
-                frame,
-                next_hop: client.addr,
-            },
-            Err(e) => self.drop(DropReason::from(e)),
-        }
+        self.send_to_client(c, buf, frame, info, false)
     }
 
     /// An ICMP error: about a packet the director sent to the client (it quotes
@@ -1504,53 +1532,14 @@ impl<'a, const D: usize> Director<'a, D> {
             let Some(c) = table.get(id).copied() else {
                 return Verdict::Local;
             };
-            self.count(c.service, c.dest, info.ip.total_len, true);
-            let daddr = c.daddr.to_ip();
-            let Some(f) = buf.get_mut(frame.clone()) else {
-                return self.drop(DropReason::RewriteFailed);
-            };
-            let res = match c.method {
-                Method::Masq => nat::inbound_icmp(f, info, Endpoint::new(daddr, c.dport)),
-                Method::FullNat => fullnat::inbound_icmp(
-                    f,
-                    info,
-                    Endpoint::new(c.laddr.to_ip(), c.lport),
-                    Endpoint::new(daddr, c.dport),
-                ),
-                Method::DirectRoute => Ok(()),
-                Method::Tunnel => return self.tunnel::<A>(c, buf, frame, info),
-            };
-            return match res {
-                Ok(()) => Verdict::Forward {
-                    frame,
-                    next_hop: daddr,
-                },
-                Err(e) => self.drop(DropReason::from(e)),
-            };
+            return self.send_to_real_server(c, buf, frame, info, true);
         }
         // Real-server side: the quoted packet went from the director to a real server.
         if let Some(id) = table.lookup_out(proto, qdst, qd, qsrc, qs) {
             let Some(c) = table.get(id).copied() else {
                 return Verdict::Local;
             };
-            self.count(c.service, c.dest, info.ip.total_len, false);
-            let virt = Endpoint::new(c.vaddr.to_ip(), c.vport);
-            let client = Endpoint::new(c.caddr.to_ip(), c.cport);
-            let Some(f) = buf.get_mut(frame.clone()) else {
-                return self.drop(DropReason::RewriteFailed);
-            };
-            let res = match c.method {
-                Method::Masq => nat::outbound_icmp(f, info, virt),
-                Method::FullNat => fullnat::outbound_icmp(f, info, virt, client),
-                Method::DirectRoute | Method::Tunnel => return Verdict::Local,
-            };
-            return match res {
-                Ok(()) => Verdict::Forward {
-                    frame,
-                    next_hop: client.addr,
-                },
-                Err(e) => self.drop(DropReason::from(e)),
-            };
+            return self.send_to_client(c, buf, frame, info, true);
         }
         Verdict::Local
     }

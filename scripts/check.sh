@@ -36,6 +36,7 @@ step "clippy (-D warnings), every target and feature set"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p lvs-core --all-targets --features log -- -D warnings
 cargo clippy -p lvs-core --lib --target thumbv7em-none-eabihf --features defmt -- -D warnings
+cargo clippy -p lvs-smoltcp --lib --target thumbv7em-none-eabihf --features defmt -- -D warnings
 
 step "no_std: lvs-core and lvs-smoltcp for thumbv7em-none-eabihf (release)"
 cargo build -p lvs-core --target thumbv7em-none-eabihf --release
@@ -48,7 +49,7 @@ fi
 echo "log + defmt together is a compile error, as it must be"
 
 step "public API documented"
-RUSTDOCFLAGS="-D warnings" cargo doc -p lvs-core --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc -p lvs-core -p lvs-smoltcp --no-deps
 
 step "fuzz smoke: every target for ${FUZZ_SECONDS}s from its seed corpus"
 bash fuzz/smoke.sh "$FUZZ_SECONDS"

@@ -52,7 +52,7 @@
 //!   `receive` before it lets the `Interface` go on.
 //!
 //! ## Features
-//! - `std`: [`Storage::leak`], storage sized at run time on a host.
+//! - `std`: `Storage::leak` (feature `std`), storage sized at run time on a host.
 //! - `log` / `defmt`: passed on to lvs-core and smoltcp.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -170,7 +170,7 @@ pub struct Route {
     pub port: Option<usize>,
 }
 
-/// Caller storage for an adapter (see [`Storage::leak`] on a host; `static`s on an MCU).
+/// Caller storage for an adapter (see `Storage::leak` (feature `std`) on a host; `static`s on an MCU).
 pub struct Storage<'a> {
     /// The neighbour cache, filled with [`Neighbour::EMPTY`]. A few slots more than the
     /// real servers and gateways it must resolve.

@@ -274,13 +274,15 @@ pub fn live(args: &Args, ready: impl FnOnce(&str)) -> Result<LvsAdapter, String>
         ))),
         None => None,
     };
+    // The socket first: a second director on the same socket stops before it touches
+    // any device.
+    let control_path = args.control_path();
+    let mut server = Server::bind(&control_path).map_err(|e| e.to_string())?;
     let mut devs = Vec::with_capacity(args.ifaces.len());
     for i in &args.ifaces {
         let tap = Tap::open(&i.name, i.mtu()).map_err(|e| e.to_string())?;
         devs.push(Traced::new(tap, trace.clone()));
     }
-    let control_path = args.control_path();
-    let mut server = Server::bind(&control_path).map_err(|e| e.to_string())?;
     let mut ports = Ports::new(args, adapter, devs, clock(), seed)?;
     ready(&describe(args, &control_path.display().to_string()));
 
@@ -300,8 +302,10 @@ pub fn live(args: &Args, ready: impl FnOnce(&str)) -> Result<LvsAdapter, String>
         }
         let mut timeout = MAINTAIN_EVERY.saturating_sub(last_maintain.elapsed());
         if let Some(t) = next {
-            let d = (t - clock()).total_micros();
-            timeout = timeout.min(StdDuration::from_micros(d));
+            // smoltcp's `Instant - Instant` is the absolute difference: a timer already
+            // due means no wait at all.
+            let d = t.total_micros().saturating_sub(clock().total_micros());
+            timeout = timeout.min(StdDuration::from_micros(d.max(0) as u64));
         }
         if let Some(d) = server.next_deadline() {
             timeout = timeout.min(d.saturating_duration_since(std::time::Instant::now()));

@@ -264,6 +264,7 @@ fn director_on_a_tap_forwards_answers_and_stops_cleanly() {
     }
     let mut lab = Lab::new("live");
     let rules = fixtures().join("replay.rules");
+    let trace = lab.dir.join("trace.pcap");
     let ready = lab.start(&[
         "--iface",
         "lvd0,ip=192.0.2.1/24,mac=02:00:00:00:00:01,mtu=1400",
@@ -277,6 +278,8 @@ fn director_on_a_tap_forwards_answers_and_stops_cleanly() {
         "192.0.2.100",
         "--rules",
         rules.to_str().unwrap(),
+        "--pcap",
+        trace.to_str().unwrap(),
     ]);
     assert!(
         ready.starts_with("lvs-director: ready: port 0 lvd0"),
@@ -363,6 +366,15 @@ fn director_on_a_tap_forwards_answers_and_stops_cleanly() {
         .output()
         .unwrap();
     assert!(!gone.status.success(), "the tap is gone with the director");
+
+    // --pcap traced both directions: the SYN in, and out to the real server.
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(&trace).unwrap()).unwrap();
+    let mut traced = Vec::new();
+    while let Some(p) = r.next_packet() {
+        traced.push(p.unwrap().data.into_owned());
+    }
+    assert!(traced.contains(&frames[3]), "the SYN as received");
+    assert!(traced.contains(&fwd), "the SYN as forwarded");
 }
 
 #[test]

@@ -95,6 +95,11 @@ pub const MAX_ADDRS: usize = 4;
 pub const MAX_ROUTES: usize = 16;
 /// FULLNAT local addresses.
 pub const MAX_LADDRS: usize = 16;
+/// Route lookups remembered (direct-mapped by destination).
+const ROUTE_CACHE: usize = 32;
+
+/// A remembered route: destination, output port, address to resolve.
+type CachedRoute = Option<(IpAddress, usize, IpAddress)>;
 
 /// One port: a device and the director's link-layer identity on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +310,7 @@ pub struct Adapter<'a, const D: usize = 64> {
     ports: HVec<PortConfig, MAX_PORTS>,
     routes: HVec<Route, MAX_ROUTES>,
     laddrs: HVec<IpAddress, MAX_LADDRS>,
+    route_cache: [CachedRoute; ROUTE_CACHE],
     neigh: neigh::Cache<'a>,
     hold: neigh::HoldQueue<'a>,
     scratch: &'a mut [u8],
@@ -340,6 +346,7 @@ impl<'a, const D: usize> Adapter<'a, D> {
             ports: HVec::new(),
             routes: HVec::new(),
             laddrs: HVec::new(),
+            route_cache: [None; ROUTE_CACHE],
             neigh: neigh::Cache::new(storage.neighbours),
             hold: neigh::HoldQueue::new(storage.held, storage.held_bytes),
             scratch: storage.scratch,
@@ -354,6 +361,7 @@ impl<'a, const D: usize> Adapter<'a, D> {
             return Err(Error::ScratchTooSmall);
         }
         self.ports.push(cfg).map_err(|_| Error::TooManyPorts)?;
+        self.route_cache = [None; ROUTE_CACHE];
         Ok(self.ports.len() - 1)
     }
 
@@ -371,7 +379,9 @@ impl<'a, const D: usize> Adapter<'a, D> {
         if !port_ok {
             return Err(Error::NoSuchPort);
         }
-        self.routes.push(route).map_err(|_| Error::TooManyRoutes)
+        self.routes.push(route).map_err(|_| Error::TooManyRoutes)?;
+        self.route_cache = [None; ROUTE_CACHE];
+        Ok(())
     }
 
     /// Adds a static neighbour (`--neigh ADDR=MAC`): never asked, never expires.
@@ -666,9 +676,22 @@ impl<'a, const D: usize> Adapter<'a, D> {
         }
     }
 
-    /// The output port and the address to resolve for `dst`: the most specific of the
-    /// connected subnets and the static routes.
-    fn route(&self, dst: &IpAddress) -> Option<(usize, IpAddress)> {
+    /// The output port and the address to resolve for `dst`, remembered in a small
+    /// direct-mapped cache (emptied whenever a port or route is added).
+    fn route(&mut self, dst: &IpAddress) -> Option<(usize, IpAddress)> {
+        let i = neigh::home(dst, ROUTE_CACHE);
+        if let Some((ip, port, hop)) = self.route_cache[i]
+            && ip == *dst
+        {
+            return Some((port, hop));
+        }
+        let found = self.lookup_route(dst)?;
+        self.route_cache[i] = Some((*dst, found.0, found.1));
+        Some(found)
+    }
+
+    /// The most specific of the connected subnets and the static routes for `dst`.
+    fn lookup_route(&self, dst: &IpAddress) -> Option<(usize, IpAddress)> {
         let mut best: Option<(u8, usize, IpAddress)> = None;
         for (p, cfg) in self.ports.iter().enumerate() {
             if let Some(len) = cfg.on_link(dst)

@@ -106,12 +106,25 @@ pub struct Args {
 }
 
 impl Args {
-    /// The checks across flags: unique interface names, routes and `--vip-iface` naming
-    /// an `--iface`, a gateway of the prefix's family, at least one `--iface` unless
+    /// The checks across flags: no more ports, routes and local addresses than the
+    /// adapter takes, unique interface names, routes and `--vip-iface` naming an
+    /// `--iface`, a gateway of the prefix's family, at least one `--iface` unless
     /// `--check`. The message names the flag and why.
     pub fn validate(&self) -> Result<(), String> {
         if self.ifaces.is_empty() && !self.check {
             return Err("at least one --iface is needed (only --check runs without)".into());
+        }
+        let limits = [
+            ("--iface", self.ifaces.len(), lvs_smoltcp::MAX_PORTS),
+            ("--route", self.routes.len(), lvs_smoltcp::MAX_ROUTES),
+            ("--laddr", self.laddrs.len(), lvs_smoltcp::MAX_LADDRS),
+        ];
+        for (flag, n, max) in limits {
+            if n > max {
+                return Err(format!(
+                    "{flag}: {n} given, the director takes at most {max}"
+                ));
+            }
         }
         let mut names = HashSet::new();
         for i in &self.ifaces {

@@ -172,6 +172,12 @@ fn bad_flags_name_the_value_and_why() {
         (&["--iface", "a", "--replay", "x.pcap"], "--write"),
         (&["--iface", "a", "--conns", "0"], "--conns"),
         (&["--rules", "r"], "at least one --iface"),
+        (
+            &[
+                "--iface", "a", "--iface", "b", "--iface", "c", "--iface", "d", "--iface", "e",
+            ],
+            "--iface: 5 given, the director takes at most 4",
+        ),
         (&["--iface", "a", "--bogus"], "--bogus"),
     ];
     for (argv, want) in cases {

@@ -59,3 +59,45 @@ cargo bench --workspace --no-run
 
 step "tests"
 cargo test --workspace
+
+# ---------------------------------------------------------------------------------------
+# Embedded director (issue 5): the firmware crates are their own workspaces (thumbv7em
+# only). Both STM32 boards built in release with their sizes, the QEMU firmware built and
+# run end to end (examples/qemu-director/e2e.sh: real TCP through the emulated board).
+step "embedded: qemu-system-arm, ping, curl, llvm-tools"
+if ! command -v qemu-system-arm >/dev/null 2>&1 || ! command -v ping >/dev/null 2>&1 \
+    || ! command -v curl >/dev/null 2>&1; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        qemu-system-arm iputils-ping curl
+fi
+rustup component add llvm-tools
+qemu-system-arm --version | head -1
+EMBEDDED_TARGET=${CARGO_TARGET_DIR:-$PWD/target}/embedded
+EMBEDDED_ELF=$EMBEDDED_TARGET/thumbv7em-none-eabihf/release
+
+step "embedded: format and clippy (-D warnings) of the firmware crates"
+(cd examples/qemu-director && cargo fmt --check)
+(cd examples/stm32-director && cargo fmt --check)
+(cd examples/qemu-director && CARGO_TARGET_DIR=$EMBEDDED_TARGET \
+    cargo clippy --release --target thumbv7em-none-eabihf -- -D warnings)
+cargo clippy -p lvs-firmware --target thumbv7em-none-eabihf --features cortex-m,defmt -- -D warnings
+
+step "embedded: STM32 firmware for both boards (release), and the QEMU firmware"
+sizes=()
+for board in f429zi h743zi; do
+    (cd examples/stm32-director && CARGO_TARGET_DIR=$EMBEDDED_TARGET \
+        cargo clippy --release --target thumbv7em-none-eabihf --features $board -- -D warnings)
+    (cd examples/stm32-director && CARGO_TARGET_DIR=$EMBEDDED_TARGET \
+        cargo build --release --target thumbv7em-none-eabihf --features $board)
+    cp "$EMBEDDED_ELF/stm32-director" "$EMBEDDED_ELF/stm32-director-$board"
+    sizes+=("stm32-$board=$EMBEDDED_ELF/stm32-director-$board")
+done
+(cd examples/qemu-director && CARGO_TARGET_DIR=$EMBEDDED_TARGET \
+    cargo build --release --target thumbv7em-none-eabihf)
+sizes+=("qemu-an386=$EMBEDDED_ELF/qemu-director")
+bash examples/qemu-director/sizes.sh "${sizes[@]}"
+
+step "embedded: the QEMU firmware director end to end (NAT, DR, fuzz seeds, SYN flood)"
+QEMU_DIRECTOR_ELF=$EMBEDDED_ELF/qemu-director bash examples/qemu-director/e2e.sh
+# --------------------------------------------------------------------- end of embedded

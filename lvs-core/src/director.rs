@@ -34,7 +34,7 @@ use heapless::Vec as HVec;
 
 use crate::conn::state::{Direction, TcpState, Timeouts, tcp_transition, tcp_transition_secure};
 use crate::conn::table::{
-    Conn, ConnFlags, ConnId, ConnTable, Expire, FlowAddr, InsertError, NO_CONN, Proto,
+    Conn, ConnFlags, ConnId, ConnTable, Expire, FlowAddr, Hints, InsertError, NO_CONN, Proto,
 };
 use crate::fwd::{self, Endpoint, fullnat, icmp, nat, tun};
 use crate::sched::{
@@ -1066,17 +1066,19 @@ impl<'a, const D: usize> Director<'a, D> {
         let Some(f) = buf.get(frame.clone()) else {
             return self.drop(DropReason::Truncated);
         };
-        let info = match FrameInfo::parse(f) {
+        // Borrowed where it was parsed: a `FrameInfo` is 152 bytes, not worth a move.
+        let parsed = FrameInfo::parse(f);
+        let info = match &parsed {
             Ok(i) => i,
             Err(wire::Error::Unsupported) => return Verdict::Local,
-            Err(e) => return self.drop(DropReason::from(e)),
+            Err(e) => return self.drop(DropReason::from(*e)),
         };
         match (info.ip.src, info.ip.dst) {
             (IpAddr::V4(_), IpAddr::V4(_)) => {
-                self.process_af::<Ipv4Addr>(now, rx, buf, frame, &info)
+                self.process_af::<Ipv4Addr>(now, rx, buf, frame, info)
             }
             (IpAddr::V6(_), IpAddr::V6(_)) => {
-                self.process_af::<Ipv6Addr>(now, rx, buf, frame, &info)
+                self.process_af::<Ipv6Addr>(now, rx, buf, frame, info)
             }
             _ => Verdict::Local,
         }
@@ -1126,16 +1128,31 @@ impl<'a, const D: usize> Director<'a, D> {
             return self.drop(DropReason::Fragment);
         }
 
-        // 1. A known connection, client side.
+        // 1. A known connection, client side. Each key is hashed at most once: a
+        // lookup that misses keeps its hash for the insert of a new connection, and the
+        // table's address filters skip the lookups that cannot hit.
+        let mut hints = Hints::new();
         let table = A::table(&mut self.tables);
-        if let Some(id) = table.lookup_in(flow.proto, src, flow.sport, dst, flow.dport) {
+        if let Some(id) =
+            table.lookup_in_with(&mut hints, flow.proto, src, flow.sport, dst, flow.dport)
+        {
+            // The common case in one access to the entry; anything unusual (expired, a
+            // removed real server, a SYN that may reuse a closing connection) below.
+            if let Some(v) = self.known_in::<A>(now, id, &flow, buf, frame.clone(), info) {
+                return v;
+            }
             match self.existing_in::<A>(now, id, &flow) {
                 Ok(()) => return self.forward_in::<A>(now, id, buf, frame, info),
                 Err(Some(reason)) => return self.drop(reason),
                 Err(None) => {} // expired or reused: schedule anew
             }
-        } else if let Some(id) = table.lookup_out(flow.proto, src, flow.sport, dst, flow.dport) {
+        } else if let Some(id) =
+            table.lookup_out_with(&mut hints, flow.proto, src, flow.sport, dst, flow.dport)
+        {
             // 2. A reply from a real server (NAT, FULLNAT).
+            if let Some(v) = self.known_out::<A>(now, id, &flow, buf, frame.clone(), info) {
+                return v;
+            }
             return self.forward_out::<A>(now, id, &flow, buf, frame, info);
         }
 
@@ -1152,7 +1169,7 @@ impl<'a, const D: usize> Director<'a, D> {
         if flow.tcp_flags.rst() {
             return Verdict::Local;
         }
-        let id = match self.new_conn::<A>(now, svc_idx, &flow, src, dst, info) {
+        let id = match self.new_conn::<A>(now, svc_idx, &flow, src, dst, info, &mut hints) {
             Ok(id) => id,
             Err(reason) => return self.drop(reason),
         };
@@ -1212,11 +1229,7 @@ impl<'a, const D: usize> Director<'a, D> {
 
     /// Whether a connection's real server was removed (or its slot freed).
     fn dest_gone(&self, dest: DestId) -> bool {
-        self.dests
-            .get(dest as usize)
-            .and_then(Option::as_ref)
-            .is_none()
-            || self.meta.get(dest as usize).is_none_or(|m| m.removed)
+        dest_gone(self.dests, self.meta, dest)
     }
 
     /// Checks a client-side hit: `Err(None)` means the connection is gone (expired, or
@@ -1267,16 +1280,19 @@ impl<'a, const D: usize> Director<'a, D> {
         Ok(())
     }
 
-    /// Advances the state of connection `id` for a packet in direction `dir`.
-    fn advance<A: Family>(&mut self, now: Instant, id: ConnId, dir: Direction, flow: &Flow) {
-        let Director {
-            tables, dests, cfg, ..
-        } = self;
-        let table = A::table(tables);
-        let Some(c) = table.get(id) else { return };
-        let (dest, proto) = (c.dest, c.proto);
-        let mut new_flags = c.flags;
-        let (state, timeout) = match proto {
+    /// The new state, flags and expiry of a connection `c` of real server slot `dest`
+    /// for a packet in direction `dir` (moving it between the server's active and
+    /// inactive counts): [`Director::advance`]'s decision, shared with the fast paths.
+    #[inline(always)]
+    fn next_state<A: FlowAddr>(
+        cfg: &Config,
+        dests: &mut [Option<RealServer>],
+        c: &Conn<A>,
+        now: Instant,
+        dir: Direction,
+        flow: &Flow,
+    ) -> (u8, ConnFlags, Instant) {
+        match c.proto {
             Proto::Tcp => {
                 let old = TcpState::from_u8(c.state).unwrap_or(TcpState::None);
                 let new = if cfg.secure_tcp {
@@ -1284,19 +1300,99 @@ impl<'a, const D: usize> Director<'a, D> {
                 } else {
                     tcp_transition(old, dir, flow.tcp_flags)
                 };
-                new_flags = account_state(dests, dest, new_flags, new.is_active());
-                if let Some(Some(d)) = dests.get_mut(dest as usize) {
+                let flags = account_state(dests, c.dest, c.flags, new.is_active());
+                if let Some(Some(d)) = dests.get_mut(c.dest as usize) {
                     d.update_overload();
                 }
-                (new as u8, cfg.timeouts.tcp(new))
+                (new as u8, flags, now + cfg.timeouts.tcp(new))
             }
-            Proto::Udp => (0, cfg.timeouts.udp()),
+            Proto::Udp => (0, c.flags, now + cfg.timeouts.udp()),
+        }
+    }
+
+    /// The common case of a client-side packet of a known connection, with one access
+    /// to its entry: alive, its real server there, and not a SYN that could reuse it
+    /// (those go through [`Director::existing_in`] and [`Director::forward_in`], which
+    /// decide the same for the rest). `None`, having changed nothing, otherwise.
+    #[inline(always)]
+    fn known_in<A: Family>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        flow: &Flow,
+        buf: &mut [u8],
+        frame: Range<usize>,
+        info: &FrameInfo,
+    ) -> Option<Verdict> {
+        let Director {
+            tables,
+            dests,
+            meta,
+            cfg,
+            ..
+        } = self;
+        let mut e = A::table(tables).entry_mut(id)?;
+        let reuse = flow.tcp_flags.syn() && !flow.tcp_flags.ack();
+        if e.expires <= now || reuse || dest_gone(dests, meta, e.dest) {
+            return None;
+        }
+        let dir = match e.method {
+            Method::DirectRoute | Method::Tunnel => Direction::InputOnly,
+            Method::Masq | Method::FullNat => Direction::Input,
         };
-        table.update(id, |d| {
-            d.state = state;
-            d.flags = new_flags;
-            d.expires = now + timeout;
-        });
+        let (state, flags, expires) = Self::next_state(cfg, dests, &e, now, dir, flow);
+        e.set_state(state);
+        e.set_flags(flags);
+        e.set_expires(expires);
+        let c = *e;
+        Some(self.send_to_real_server(c, buf, frame, info, false))
+    }
+
+    /// The common case of a real server's reply of a known connection, with one access
+    /// to its entry: alive and its real server there ([`Director::forward_out`] decides
+    /// the rest). `None`, having changed nothing, otherwise.
+    #[inline(always)]
+    fn known_out<A: Family>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        flow: &Flow,
+        buf: &mut [u8],
+        frame: Range<usize>,
+        info: &FrameInfo,
+    ) -> Option<Verdict> {
+        let Director {
+            tables,
+            dests,
+            meta,
+            cfg,
+            ..
+        } = self;
+        let mut e = A::table(tables).entry_mut(id)?;
+        if e.expires <= now || dest_gone(dests, meta, e.dest) {
+            return None;
+        }
+        let (state, flags, expires) =
+            Self::next_state(cfg, dests, &e, now, Direction::Output, flow);
+        e.set_state(state);
+        e.set_flags(flags);
+        e.set_expires(expires);
+        let c = *e;
+        Some(self.send_to_client(c, buf, frame, info, false))
+    }
+
+    /// Advances the state of connection `id` for a packet in direction `dir`.
+    fn advance<A: Family>(&mut self, now: Instant, id: ConnId, dir: Direction, flow: &Flow) {
+        let Director {
+            tables, dests, cfg, ..
+        } = self;
+        let Some(mut e) = A::table(tables).entry_mut(id) else {
+            return;
+        };
+        let (state, flags, expires) = Self::next_state(cfg, dests, &e, now, dir, flow);
+        e.set_state(state);
+        e.set_flags(flags);
+        e.set_expires(expires);
     }
 
     fn count(&mut self, svc: u16, dest: DestId, bytes: usize, inbound: bool) {
@@ -1544,7 +1640,9 @@ impl<'a, const D: usize> Director<'a, D> {
         Verdict::Local
     }
 
-    /// Schedules a new connection of service `svc_idx` and inserts it.
+    /// Schedules a new connection of service `svc_idx` and inserts it, with the hashes
+    /// the lookups before it computed (`hints`).
+    #[allow(clippy::too_many_arguments)] // the packet's parts, as the lookups had them
     fn new_conn<A: Family>(
         &mut self,
         now: Instant,
@@ -1553,6 +1651,7 @@ impl<'a, const D: usize> Director<'a, D> {
         src: A,
         dst: A,
         info: &FrameInfo,
+        hints: &mut Hints<A>,
     ) -> Result<ConnId, DropReason> {
         let random = self.random();
         let Some(Some(svc)) = self.services.get(svc_idx) else {
@@ -1666,7 +1765,7 @@ impl<'a, const D: usize> Director<'a, D> {
                         t.service = svc_idx as u16;
                         t.dest = d;
                         t.expires = now + p.timeout;
-                        control = self.insert_conn::<A>(now, t)?;
+                        control = self.insert_conn::<A>(now, t, &Hints::new())?;
                         if let Some(Some(ds)) = self.dests.get_mut(d as usize) {
                             ds.persist_conns = ds.persist_conns.saturating_add(1);
                         }
@@ -1730,12 +1829,12 @@ impl<'a, const D: usize> Director<'a, D> {
         }
         if server.method == Method::FullNat {
             let (laddr, lport) = self
-                .alloc_local::<A>(flow.proto, c.daddr, c.dport)
+                .alloc_local::<A>(flow.proto, c.daddr, c.dport, hints)
                 .ok_or(DropReason::TableFull)?;
             c.laddr = laddr;
             c.lport = lport;
         }
-        let id = self.insert_conn::<A>(now, c)?;
+        let id = self.insert_conn::<A>(now, c, hints)?;
         if let Some(Some(d)) = self.dests.get_mut(dest as usize) {
             d.inactive_conns = d.inactive_conns.saturating_add(1);
             d.update_overload();
@@ -1752,10 +1851,15 @@ impl<'a, const D: usize> Director<'a, D> {
 
     /// Inserts, making room when full: an expired or embryonic connection (never an
     /// established one, never a template) is evicted to admit the new one.
-    fn insert_conn<A: Family>(&mut self, now: Instant, c: Conn<A>) -> Result<ConnId, DropReason> {
+    fn insert_conn<A: Family>(
+        &mut self,
+        now: Instant,
+        c: Conn<A>,
+        hints: &Hints<A>,
+    ) -> Result<ConnId, DropReason> {
         let victim_budget = self.cfg.victim_budget;
         let table = A::table(&mut self.tables);
-        match table.insert(c) {
+        match table.insert_with(c, hints) {
             Ok(id) => Ok(id),
             // A duplicate key or a full probe window: evicting some other entry would
             // not make room for this one.
@@ -1774,7 +1878,7 @@ impl<'a, const D: usize> Director<'a, D> {
                 };
                 self.remove_conn::<A>(v);
                 A::table(&mut self.tables)
-                    .insert(c)
+                    .insert_with(c, hints)
                     .map_err(|_| DropReason::TableFull)
             }
         }
@@ -1782,7 +1886,13 @@ impl<'a, const D: usize> Director<'a, D> {
 
     /// A FULLNAT local address and port for a connection to `daddr:dport`, such that the
     /// real-server-side key is unique: collision-free by construction.
-    fn alloc_local<A: Family>(&mut self, proto: Proto, daddr: A, dport: u16) -> Option<(A, u16)> {
+    fn alloc_local<A: Family>(
+        &mut self,
+        proto: Proto,
+        daddr: A,
+        dport: u16,
+        hints: &mut Hints<A>,
+    ) -> Option<(A, u16)> {
         let n = self.laddrs.len();
         for k in 0..n {
             let i = (self.next_laddr + k) % n.max(1);
@@ -1798,7 +1908,7 @@ impl<'a, const D: usize> Director<'a, D> {
                 let port =
                     1024 + ((start.wrapping_add(t.wrapping_mul(7919))) % (65536 - 1024)) as u16;
                 if A::table(&mut self.tables)
-                    .lookup_out(proto, daddr, dport, laddr, port)
+                    .lookup_out_with(hints, proto, daddr, dport, laddr, port)
                     .is_none()
                 {
                     self.next_laddr = (i + 1) % n;
@@ -1861,6 +1971,13 @@ impl<'a, const D: usize> Director<'a, D> {
         }
         Ok(())
     }
+}
+
+/// Whether a connection's real server was removed (or its slot freed).
+#[inline(always)]
+fn dest_gone(dests: &[Option<RealServer>], meta: &[DestMeta], dest: DestId) -> bool {
+    dests.get(dest as usize).and_then(Option::as_ref).is_none()
+        || meta.get(dest as usize).is_none_or(|m| m.removed)
 }
 
 fn apply_dest_spec(s: &mut RealServer, spec: &DestSpec) {

@@ -26,6 +26,16 @@
 //!   keeps probe lengths short however long the table has run.
 //! - **Free list** threaded through the free entries (an internal flag marks them, their
 //!   `control` field links them), so an insert never scans for room.
+//! - **Hash once.** A key's hash is fed to SipHash as whole words (the same hash as its
+//!   bytes), and a lookup that misses can keep it in [`Hints`] for the insert of the
+//!   same key ([`ConnTable::lookup_in_with`], [`ConnTable::insert_with`]).
+//! - **Address filters**: per table, 64 counters of the virtual addresses of the
+//!   in-indexed entries and 64 of the real-server addresses of the out-indexed ones
+//!   (an unkeyed bucket of the address). A lookup whose address falls in an empty
+//!   bucket misses without hashing: a reply skips the client-side lookup, a new
+//!   client's packet the reply lookup. The counters follow every insert and removal.
+//! - **In-place updates**: [`ConnTable::entry_mut`] changes the non-key fields of an
+//!   entry with one access.
 //! - **Amortised expiry**: [`ConnTable::sweep`] and [`ConnTable::find_victim`] walk the
 //!   storage from a cursor, round and round, examining at most `budget` entries a call.
 //!
@@ -66,8 +76,8 @@
 //!
 //! ## Complexity
 //! `new` and `clear` are O(capacity + index length). `lookup_*`, `insert`, `remove`,
-//! `get` and `update` are O(1) expected (one SipHash and at most [`MAX_PROBE`] slot
-//! reads per index; `remove` rehashes the few entries its backward shift moves).
+//! `get` and `update` are O(1) expected (at most one SipHash and at most [`MAX_PROBE`]
+//! slot reads per index; `remove` rehashes the few entries its backward shift moves).
 //! `sweep` and `find_victim` are O(`budget`) plus O(1) expected per removal. `iter` is
 //! O(capacity).
 //!
@@ -531,7 +541,7 @@ enum KeyKind {
 }
 
 /// A lookup key: the kind, the protocol and two address/port pairs.
-#[derive(Copy, Clone)]
+#[derive(Copy, Clone, PartialEq, Eq)]
 struct Key<A> {
     kind: KeyKind,
     proto: Proto,
@@ -625,11 +635,29 @@ impl<A: FlowAddr> Key<A> {
     /// network order.
     #[inline]
     fn hash(&self, hasher: &SipHasher13) -> u64 {
-        // One `write` of the whole key: the same byte stream (and so the same hash) as a
-        // write per field, without the hasher's per-call buffering work.
-        let mut buf = [0u8; 2 + 16 + 2 + 16 + 2];
+        // The key's bytes fed as whole little-endian words: the same byte stream (and so
+        // the same hash) as a write per field, without the hasher's buffering of slices.
         let (a1, a2) = (self.a1.key_octets(), self.a2.key_octets());
         let (a1, a2) = (a1.as_ref(), a2.as_ref());
+        if let (Ok(a1), Ok(a2)) = (<[u8; 4]>::try_from(a1), <[u8; 4]>::try_from(a2)) {
+            // IPv4, 14 bytes: a u64, a u32 and a u16, straight from the fields.
+            let p1 = self.p1.to_be_bytes();
+            let mut h = *hasher;
+            h.write_u64(u64::from_le_bytes([
+                self.kind as u8,
+                self.proto as u8,
+                a1[0],
+                a1[1],
+                a1[2],
+                a1[3],
+                p1[0],
+                p1[1],
+            ]));
+            h.write_u32(u32::from_le_bytes(a2));
+            h.write_u16(u16::from_le_bytes(self.p2.to_be_bytes()));
+            return h.finish();
+        }
+        let mut buf = [0u8; 2 + 16 + 2 + 16 + 2];
         let n = a1.len();
         buf[0] = self.kind as u8;
         buf[1] = self.proto as u8;
@@ -637,8 +665,26 @@ impl<A: FlowAddr> Key<A> {
         buf[2 + n..4 + n].copy_from_slice(&self.p1.to_be_bytes());
         buf[4 + n..4 + 2 * n].copy_from_slice(a2);
         buf[4 + 2 * n..6 + 2 * n].copy_from_slice(&self.p2.to_be_bytes());
+        // IPv6, 38 bytes: 4 × 8 + 4 + 2.
         let mut h = *hasher;
-        h.write(&buf[..6 + 2 * n]);
+        let mut words = buf[..6 + 2 * n].chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            h.write_u64(u64::from_le_bytes(b));
+        }
+        let mut rest = words.remainder();
+        if let Some((b, r)) = rest.split_first_chunk::<4>() {
+            h.write_u32(u32::from_le_bytes(*b));
+            rest = r;
+        }
+        if let Some((b, r)) = rest.split_first_chunk::<2>() {
+            h.write_u16(u16::from_le_bytes(*b));
+            rest = r;
+        }
+        if let Some(&b) = rest.first() {
+            h.write_u8(b);
+        }
         h.finish()
     }
 }
@@ -657,6 +703,125 @@ impl Side {
             Side::In => Key::of_in(c),
             Side::Out => Key::of_out(c),
         }
+    }
+
+    /// The address a side's filter counts: the virtual address of an in key (a flow's
+    /// or a template's), the real server's address of an out key.
+    #[inline]
+    fn filter_addr<A: FlowAddr>(self, k: &Key<A>) -> A {
+        match self {
+            Side::In => k.a2,
+            Side::Out => k.a1,
+        }
+    }
+}
+
+/// Buckets of a table's address filters.
+const FILTER_BUCKETS: usize = 64;
+
+/// The filter bucket of an address: its 32-bit words folded, then a multiplicative
+/// hash. Not keyed: a bucket only decides whether a lookup is worth hashing (a client
+/// whose address shares a virtual address's bucket pays one hash more, nothing else).
+#[inline]
+fn filter_bucket<A: FlowAddr>(a: A) -> usize {
+    let o = a.key_octets();
+    let mut x = 0u32;
+    for w in o.as_ref().chunks_exact(4) {
+        x ^= u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
+    }
+    (x.wrapping_mul(0x9e37_79b1) >> 26) as usize
+}
+
+/// Hashes that lookups computed, kept for an insert of the same keys
+/// ([`ConnTable::insert_with`]), so that a new connection hashes each key once: one
+/// in key and one out key, each with its keyed hash.
+#[derive(Copy, Clone)]
+pub struct Hints<A: FlowAddr> {
+    in_key: Option<(Key<A>, u64)>,
+    out_key: Option<(Key<A>, u64)>,
+}
+
+impl<A: FlowAddr> Hints<A> {
+    /// No hash yet.
+    pub const fn new() -> Self {
+        Hints {
+            in_key: None,
+            out_key: None,
+        }
+    }
+
+    #[inline]
+    fn slot(&mut self, side: Side) -> &mut Option<(Key<A>, u64)> {
+        match side {
+            Side::In => &mut self.in_key,
+            Side::Out => &mut self.out_key,
+        }
+    }
+
+    /// The hash of `key` if a lookup computed it.
+    #[inline]
+    fn get(&self, side: Side, key: &Key<A>) -> Option<u64> {
+        let k = match side {
+            Side::In => &self.in_key,
+            Side::Out => &self.out_key,
+        };
+        match k {
+            Some((k, h)) if k == key => Some(*h),
+            _ => None,
+        }
+    }
+}
+
+impl<A: FlowAddr> Default for Hints<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: FlowAddr> fmt::Debug for Hints<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the hashes: they say something about the seed.
+        f.debug_struct("Hints")
+            .field("in", &self.in_key.is_some())
+            .field("out", &self.out_key.is_some())
+            .finish()
+    }
+}
+
+/// A live entry, borrowed to change its non-key fields in place
+/// ([`ConnTable::entry_mut`]); it reads as the [`Conn`] it is.
+pub struct EntryMut<'t, A: FlowAddr> {
+    c: &'t mut Conn<A>,
+}
+
+impl<A: FlowAddr> core::ops::Deref for EntryMut<'_, A> {
+    type Target = Conn<A>;
+    #[inline]
+    fn deref(&self) -> &Conn<A> {
+        self.c
+    }
+}
+
+impl<A: FlowAddr> EntryMut<'_, A> {
+    /// Sets the state machine's state.
+    #[inline]
+    pub fn set_state(&mut self, state: u8) {
+        self.c.state = state;
+    }
+
+    /// Sets the flags; changes to `TEMPLATE`, `OUT_INDEXED` and `RESERVED` are ignored,
+    /// as in [`ConnTable::update`].
+    #[inline]
+    pub fn set_flags(&mut self, flags: ConnFlags) {
+        self.c.flags = flags
+            .difference(ConnFlags::PROTECTED)
+            .union(self.c.flags & ConnFlags::PROTECTED);
+    }
+
+    /// Sets the expiry.
+    #[inline]
+    pub fn set_expires(&mut self, expires: Instant) {
+        self.c.expires = expires;
     }
 }
 
@@ -703,6 +868,7 @@ enum Probe {
 
 /// Probes `index` for `key` (whose hash is `h`). Stops at the first empty slot: with
 /// backward-shift deletion every slot between an entry's home and the entry is occupied.
+#[inline]
 fn probe<A: FlowAddr>(index: &[u32], entries: &[Conn<A>], h: u64, key: &Key<A>) -> Probe {
     let mask = index.len().wrapping_sub(1);
     let tag = tag_bits(h);
@@ -795,6 +961,13 @@ pub struct ConnTable<'a, A: FlowAddr> {
     in_index: &'a mut [u32],
     out_index: &'a mut [u32],
     hasher: SipHasher13,
+    /// Per bucket of a virtual address ([`filter_bucket`]), how many in-indexed entries
+    /// have it: a lookup in a bucket of 0 misses without hashing. Replies (whose
+    /// destination is a client) so skip the client-side lookup they would miss.
+    in_filter: [u32; FILTER_BUCKETS],
+    /// The same for out-indexed entries by real-server address: a new connection's
+    /// packet (whose source is a client) skips the reply lookup.
+    out_filter: [u32; FILTER_BUCKETS],
     /// Head of the free list, [`NO_CONN`] when full.
     free: ConnId,
     len: u32,
@@ -846,6 +1019,8 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             in_index,
             out_index,
             hasher: SipHasher13::new_with_key(&seed),
+            in_filter: [0; FILTER_BUCKETS],
+            out_filter: [0; FILTER_BUCKETS],
             free: NO_CONN,
             len: 0,
             sweep_cursor: 0,
@@ -860,6 +1035,8 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     pub fn clear(&mut self) {
         self.in_index.fill(0);
         self.out_index.fill(0);
+        self.in_filter = [0; FILTER_BUCKETS];
+        self.out_filter = [0; FILTER_BUCKETS];
         let cap = self.entries.len();
         for (i, e) in self.entries.iter_mut().enumerate() {
             let next = i + 1;
@@ -927,11 +1104,90 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         self.lookup(Side::Out, &Key::out(proto, daddr, dport, laddr, lport))
     }
 
+    /// [`ConnTable::lookup_in`] that keeps the key's hash in `hints` for an insert of
+    /// the same key ([`ConnTable::insert_with`]) when the lookup misses.
+    pub fn lookup_in_with(
+        &self,
+        hints: &mut Hints<A>,
+        proto: Proto,
+        caddr: A,
+        cport: u16,
+        vaddr: A,
+        vport: u16,
+    ) -> Option<ConnId> {
+        let key = Key::flow(proto, caddr, cport, vaddr, vport);
+        self.lookup_hinted(Side::In, &key, hints)
+    }
+
+    /// [`ConnTable::lookup_out`] that keeps the key's hash in `hints` for an insert of
+    /// the same out key ([`ConnTable::insert_with`]).
+    pub fn lookup_out_with(
+        &self,
+        hints: &mut Hints<A>,
+        proto: Proto,
+        daddr: A,
+        dport: u16,
+        laddr: A,
+        lport: u16,
+    ) -> Option<ConnId> {
+        let key = Key::out(proto, daddr, dport, laddr, lport);
+        self.lookup_hinted(Side::Out, &key, hints)
+    }
+
+    /// Whether an entry with `key` may be in `side`'s index: false when no indexed
+    /// entry has the key's filtered address in its bucket.
+    #[inline]
+    fn may_hold(&self, side: Side, key: &Key<A>) -> bool {
+        let f = match side {
+            Side::In => &self.in_filter,
+            Side::Out => &self.out_filter,
+        };
+        f.get(filter_bucket(side.filter_addr(key)))
+            .is_some_and(|&n| n != 0)
+    }
+
+    /// Counts (`add`) or uncounts an indexed key in `side`'s filter.
+    #[inline]
+    fn filter_add(&mut self, side: Side, key: &Key<A>, add: bool) {
+        let f = match side {
+            Side::In => &mut self.in_filter,
+            Side::Out => &mut self.out_filter,
+        };
+        if let Some(n) = f.get_mut(filter_bucket(side.filter_addr(key))) {
+            *n = if add {
+                n.saturating_add(1)
+            } else {
+                n.saturating_sub(1)
+            };
+        }
+    }
+
+    #[inline]
     fn lookup(&self, side: Side, key: &Key<A>) -> Option<ConnId> {
+        self.lookup_hinted(side, key, &mut Hints::new())
+    }
+
+    #[inline]
+    fn lookup_hinted(&self, side: Side, key: &Key<A>, hints: &mut Hints<A>) -> Option<ConnId> {
+        if !self.may_hold(side, key) {
+            return None;
+        }
         let h = key.hash(&self.hasher);
         match probe(self.index(side), self.entries, h, key) {
             Probe::Found(id) => Some(id),
-            Probe::Vacant(_) | Probe::WindowFull => None,
+            Probe::Vacant(_) | Probe::WindowFull => {
+                *hints.slot(side) = Some((*key, h));
+                None
+            }
+        }
+    }
+
+    /// The hash of `key`, from `hints` when a lookup computed it.
+    #[inline]
+    fn hash_with(&self, side: Side, key: &Key<A>, hints: &Hints<A>) -> u64 {
+        match hints.get(side, key) {
+            Some(h) => h,
+            None => key.hash(&self.hasher),
         }
     }
 
@@ -956,6 +1212,18 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     /// [`InsertError::Full`], then the in index and the out index, each giving
     /// [`InsertError::Duplicate`] or [`InsertError::ProbeWindowFull`].
     pub fn insert(&mut self, conn: Conn<A>) -> Result<ConnId, (Conn<A>, InsertError)> {
+        self.insert_with(conn, &Hints::new())
+    }
+
+    /// [`ConnTable::insert`] that takes the hash of each key from `hints` when a lookup
+    /// of the same key computed it ([`ConnTable::lookup_in_with`],
+    /// [`ConnTable::lookup_out_with`]): a new connection's keys are hashed once. A hint
+    /// for another key is ignored (the key is hashed), so hints never change the result.
+    pub fn insert_with(
+        &mut self,
+        conn: Conn<A>,
+        hints: &Hints<A>,
+    ) -> Result<ConnId, (Conn<A>, InsertError)> {
         if conn.is_template() && conn.is_out_indexed() {
             return Err((conn, InsertError::TemplateOutIndexed));
         }
@@ -972,7 +1240,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         new.n_control = 0;
 
         let in_key = Key::of_in(&new);
-        let in_h = in_key.hash(&self.hasher);
+        let in_h = self.hash_with(Side::In, &in_key, hints);
         let in_pos = match probe(self.in_index, self.entries, in_h, &in_key) {
             Probe::Vacant(p) => p,
             Probe::Found(_) => return Err((conn, InsertError::Duplicate)),
@@ -980,9 +1248,9 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         };
         let out = if new.is_out_indexed() {
             let out_key = Key::of_out(&new);
-            let out_h = out_key.hash(&self.hasher);
+            let out_h = self.hash_with(Side::Out, &out_key, hints);
             match probe(self.out_index, self.entries, out_h, &out_key) {
-                Probe::Vacant(p) => Some((p, out_h)),
+                Probe::Vacant(p) => Some((p, out_h, out_key)),
                 Probe::Found(_) => return Err((conn, InsertError::Duplicate)),
                 Probe::WindowFull => return Err((conn, InsertError::ProbeWindowFull)),
             }
@@ -1004,10 +1272,12 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         if let Some(s) = self.in_index.get_mut(in_pos) {
             *s = slot_value(in_h, id);
         }
-        if let Some((p, h)) = out
-            && let Some(s) = self.out_index.get_mut(p)
-        {
-            *s = slot_value(h, id);
+        self.filter_add(Side::In, &in_key, true);
+        if let Some((p, h, out_key)) = out {
+            if let Some(s) = self.out_index.get_mut(p) {
+                *s = slot_value(h, id);
+            }
+            self.filter_add(Side::Out, &out_key, true);
         }
         self.len += 1;
         Ok(id)
@@ -1017,6 +1287,16 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     #[inline]
     pub fn get(&self, id: ConnId) -> Option<&Conn<A>> {
         self.entries.get(id as usize).filter(|c| !c.is_free())
+    }
+
+    /// The live entry `id`, to change its non-key fields in place: one access where
+    /// [`ConnTable::get`] then [`ConnTable::update`] make two.
+    #[inline]
+    pub fn entry_mut(&mut self, id: ConnId) -> Option<EntryMut<'_, A>> {
+        match self.entries.get_mut(id as usize) {
+            Some(c) if !c.is_free() => Some(EntryMut { c }),
+            _ => None,
+        }
     }
 
     /// Changes the non-key fields of entry `id` through `f` (see [`ConnData`]); `false`
@@ -1041,15 +1321,19 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         if c.n_control > 0 {
             return None;
         }
-        let in_h = Key::of_in(&c).hash(&self.hasher);
+        let in_key = Key::of_in(&c);
+        let in_h = in_key.hash(&self.hasher);
         if let Some(pos) = find_slot(self.in_index, in_h, id) {
             delete_slot(self.in_index, self.entries, &self.hasher, Side::In, pos);
         }
+        self.filter_add(Side::In, &in_key, false);
         if c.is_out_indexed() {
-            let out_h = Key::of_out(&c).hash(&self.hasher);
+            let out_key = Key::of_out(&c);
+            let out_h = out_key.hash(&self.hasher);
             if let Some(pos) = find_slot(self.out_index, out_h, id) {
                 delete_slot(self.out_index, self.entries, &self.hasher, Side::Out, pos);
             }
+            self.filter_add(Side::Out, &out_key, false);
         }
         if c.control != NO_CONN
             && let Some(ct) = self.entries.get_mut(c.control as usize)
@@ -1202,6 +1486,16 @@ impl<A: FlowAddr> ConnTable<'_, A> {
             }
         }
         assert_eq!(live, self.len(), "len");
+        // The address filters count exactly the indexed keys.
+        let (mut fin, mut fout) = ([0u32; FILTER_BUCKETS], [0u32; FILTER_BUCKETS]);
+        for c in self.entries.iter().filter(|c| !c.is_free()) {
+            fin[filter_bucket(Side::In.filter_addr(&Key::of_in(c)))] += 1;
+            if c.is_out_indexed() {
+                fout[filter_bucket(Side::Out.filter_addr(&Key::of_out(c)))] += 1;
+            }
+        }
+        assert_eq!(fin, self.in_filter, "in filter");
+        assert_eq!(fout, self.out_filter, "out filter");
         for (i, c) in self.entries.iter().enumerate() {
             if !c.is_free() {
                 assert_eq!(u32::from(c.n_control), controlled[i], "n_control of {i}");
@@ -1448,6 +1742,80 @@ mod test {
         assert_eq!(t.get(99), None);
         assert_eq!(t.remove(NO_CONN), None);
         t.check();
+    }
+
+    /// Hints carry a missed lookup's hash to the insert of the same key; a hint for
+    /// another key is ignored; the filters make lookups of unknown addresses miss
+    /// without hashing, and follow inserts and removals.
+    #[test]
+    fn test_hints_filters_and_entry_mut() {
+        let mut s = Store::new(8);
+        let mut t = s.table(SEED);
+        let c = nat(1, 1000, 1);
+        let mut hints = Hints::new();
+        // Nothing indexed: both filters are empty, no hash is kept.
+        assert_eq!(
+            t.lookup_in_with(&mut hints, Proto::Tcp, v4(1), 1000, v4(100), 80),
+            None
+        );
+        assert!(hints.in_key.is_none());
+        let other = t.insert(nat(2, 2000, 2)).unwrap();
+        // Now the virtual address is indexed: the miss keeps its hash, which is the key's.
+        assert_eq!(
+            t.lookup_in_with(&mut hints, Proto::Tcp, v4(1), 1000, v4(100), 80),
+            None
+        );
+        let key = Key::of_in(&c);
+        assert_eq!(hints.get(Side::In, &key), Some(key.hash(&t.hasher)));
+        assert_eq!(hints.get(Side::In, &Key::of_in(&nat(3, 3000, 3))), None);
+        // A real server address that is indexed: the out lookup hashes too.
+        assert_eq!(
+            t.lookup_out_with(
+                &mut hints,
+                Proto::Tcp,
+                Ipv4Addr::new(10, 0, 1, 2),
+                8080,
+                v4(1),
+                1000
+            ),
+            None
+        );
+        assert!(hints.out_key.is_some());
+        let a = t.insert_with(c, &hints).unwrap();
+        t.check();
+        assert_eq!(t.lookup_in(Proto::Tcp, v4(1), 1000, v4(100), 80), Some(a));
+        // A hint for other keys changes nothing.
+        let d = nat(4, 4000, 4);
+        let b = t.insert_with(d, &hints).unwrap();
+        t.check();
+        assert_eq!(t.lookup_in(Proto::Tcp, v4(4), 4000, v4(100), 80), Some(b));
+        assert_eq!(
+            t.lookup_out(Proto::Tcp, Ipv4Addr::new(10, 0, 1, 4), 8080, v4(4), 4000),
+            Some(b)
+        );
+        // entry_mut changes the non-key fields only.
+        let mut e = t.entry_mut(a).unwrap();
+        assert_eq!(e.cport, 1000);
+        e.set_state(3);
+        e.set_expires(Instant::from_secs(77));
+        e.set_flags(ConnFlags::INACTIVE | ConnFlags::TEMPLATE);
+        let g = *t.get(a).unwrap();
+        assert_eq!((g.state, g.expires), (3, Instant::from_secs(77)));
+        assert_eq!(g.flags, ConnFlags::INACTIVE | ConnFlags::OUT_INDEXED);
+        t.check();
+        assert!(t.entry_mut(99).is_none());
+        // Removals empty the filters again.
+        for id in [a, b, other] {
+            assert!(t.remove(id).is_some());
+            t.check();
+        }
+        assert!(
+            t.in_filter
+                .iter()
+                .chain(t.out_filter.iter())
+                .all(|&n| n == 0)
+        );
+        assert!(t.entry_mut(a).is_none());
     }
 
     #[test]

@@ -184,7 +184,21 @@ impl FrameInfo {
 
     /// Parses an Ethernet frame. Not IPv4/IPv6 (ARP, LLDP, a second VLAN tag) is
     /// `Err(Error::Unsupported)`; everything else that does not check is the view's error.
+    ///
+    /// The common case, an untagged IPv4 TCP or UDP packet without options that is not
+    /// a fragment, takes a fast path of fixed-offset reads (the same checks, the header
+    /// checksum included); anything else, and anything that does not check, takes the
+    /// full parse, which decides the error. Both give the same result.
+    #[inline]
     pub fn parse(frame: &[u8]) -> Result<FrameInfo> {
+        match fast_v4(frame) {
+            Some(f) => Ok(f.info()),
+            None => Self::parse_full(frame),
+        }
+    }
+
+    /// The full parse, without the fast path: every header layout.
+    fn parse_full(frame: &[u8]) -> Result<FrameInfo> {
         let eth = EthernetFrame::new_checked(frame)?;
         let version = match eth.ethertype() {
             EtherType::Ipv4 => IpVersion::V4,
@@ -276,6 +290,111 @@ impl FrameInfo {
             l4,
         })
     }
+}
+
+/// The fields the fast path of [`FrameInfo::parse`] read, checked: the `FrameInfo` is
+/// built from them in place ([`FastV4::info`]).
+#[derive(Clone, Copy)]
+struct FastV4 {
+    src: [u8; 4],
+    dst: [u8; 4],
+    total_len: u16,
+    flags_frag: u16,
+    hop_limit: u8,
+    l4: L4Info,
+}
+
+impl FastV4 {
+    #[inline(always)]
+    fn info(self) -> FrameInfo {
+        FrameInfo {
+            l3_offset: 14,
+            vlan: None,
+            ip: IpInfo {
+                version: IpVersion::V4,
+                src: IpAddr::V4(core::net::Ipv4Addr::from(self.src)),
+                dst: IpAddr::V4(core::net::Ipv4Addr::from(self.dst)),
+                header_len: 20,
+                total_len: usize::from(self.total_len),
+                protocol: match self.l4 {
+                    L4Info::Tcp { .. } => IpProtocol::Tcp,
+                    _ => IpProtocol::Udp,
+                },
+                fragment: Fragment::Whole,
+                hop_limit: self.hop_limit,
+                dont_fragment: self.flags_frag & 0x4000 != 0,
+            },
+            l4: self.l4,
+        }
+    }
+}
+
+/// The fast path of [`FrameInfo::parse`]: an untagged Ethernet frame carrying IPv4
+/// with a 20-byte header (checksum verified), not a fragment, with a TCP or UDP header
+/// that checks. `None` for anything else, including every error: the full parse then
+/// decides it, so the fast path never gives a verdict of its own.
+#[inline(always)]
+fn fast_v4(frame: &[u8]) -> Option<FastV4> {
+    const ETH: usize = 14;
+    // Ethernet, IPv4 and 8 bytes of L4: the least a UDP packet needs.
+    let f: &[u8; ETH + 20 + 8] = frame.first_chunk()?;
+    // EtherType IPv4 (untagged), version 4 with IHL 5.
+    if f[12] != 0x08 || f[13] != 0x00 || f[14] != 0x45 {
+        return None;
+    }
+    let be16 = |o: usize| u16::from_be_bytes([f[o], f[o + 1]]);
+    let total_len = be16(16);
+    let flags_frag = be16(20);
+    // Not a fragment (MF and offset clear; DF may be set).
+    if flags_frag & 0x3fff != 0 || ETH + usize::from(total_len) > frame.len() {
+        return None;
+    }
+    // The header checksum: five 32-bit words, folded.
+    let w = |o: usize| u64::from(u32::from_be_bytes([f[o], f[o + 1], f[o + 2], f[o + 3]]));
+    let acc = w(14) + w(18) + w(22) + w(26) + w(30);
+    let acc = (acc & 0xffff_ffff) + (acc >> 32); // < 2^32 + 5
+    let acc = (acc & 0xffff_ffff) + (acc >> 32); // < 2^32
+    let acc = (acc & 0xffff) + (acc >> 16); // < 2^17
+    let acc = (acc & 0xffff) + (acc >> 16); // <= 0xffff
+    if acc != 0xffff {
+        return None;
+    }
+    let l4_len = usize::from(total_len).checked_sub(20)?;
+    let l4 = match f[23] {
+        6 => {
+            // TCP: a 20-byte header at least, its data offset within the packet.
+            let t: &[u8; 20] = frame.get(ETH + 20..ETH + 40)?.try_into().ok()?;
+            let hl = usize::from(t[12] >> 4) * 4;
+            if l4_len < 20 || hl < 20 || hl > l4_len {
+                return None;
+            }
+            L4Info::Tcp {
+                src_port: be16(34),
+                dst_port: be16(36),
+                flags: TcpFlags(t[13]),
+            }
+        }
+        17 => {
+            // UDP: its length field between 8 and the packet's L4 bytes.
+            let ul = usize::from(be16(38));
+            if l4_len < 8 || ul < 8 || ul > l4_len {
+                return None;
+            }
+            L4Info::Udp {
+                src_port: be16(34),
+                dst_port: be16(36),
+            }
+        }
+        _ => return None,
+    };
+    Some(FastV4 {
+        src: [f[26], f[27], f[28], f[29]],
+        dst: [f[30], f[31], f[32], f[33]],
+        total_len,
+        flags_frag,
+        hop_limit: f[22],
+        l4,
+    })
 }
 
 #[inline(always)]
@@ -498,6 +617,76 @@ mod test {
         f[20] = 0;
         Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
         assert_eq!(FrameInfo::parse(&f), Err(Error::Truncated));
+    }
+
+    /// Every IPv4 fixture, the frames the fast path is for and the ones it is not.
+    const V4_FIXTURES: [&[u8]; 8] = [
+        NAT_IN_V4_TCP,
+        NAT_OUT_V4_TCP,
+        NAT_IN_V4_UDP0,
+        FULLNAT_OUT_V4_TCP,
+        DR_V4,
+        TUN_V4,
+        TUN_4IN4_OUT,
+        ICMP_NAT_OUT_V4,
+    ];
+
+    #[test]
+    fn test_fast_path_taken_for_plain_tcp_and_udp() {
+        for f in [NAT_IN_V4_TCP, NAT_OUT_V4_TCP, NAT_IN_V4_UDP0, DR_V4] {
+            let fast = fast_v4(f).expect("fast path").info();
+            assert_eq!(Ok(fast), FrameInfo::parse_full(f));
+        }
+        for f in [
+            TUN_4IN4_OUT,
+            ICMP_NAT_OUT_V4,
+            NAT_IN_V6_UDP_VLAN,
+            FULLNAT_IN_V6_TCP,
+        ] {
+            assert!(fast_v4(f).is_none());
+        }
+    }
+
+    /// Refreshes the IPv4 header checksum of an untagged frame, if it has a header.
+    fn refill(f: &mut [u8]) {
+        if f.len() >= 34 && f[14] >> 4 == 4 {
+            let hl = usize::from(f[14] & 0xf) * 4;
+            if hl >= 20 && f.len() >= 14 + hl {
+                f[24] = 0;
+                f[25] = 0;
+                let c = crate::checksum::checksum(&f[14..14 + hl]);
+                f[24..26].copy_from_slice(&c.to_be_bytes());
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        /// The fast path agrees with the full parse on whatever it accepts, on frames
+        /// mutated at random (with the header checksum fixed up or not) and cut short.
+        #[test]
+        fn prop_fast_path_agrees_with_full_parse(
+            which in 0..V4_FIXTURES.len(),
+            edits in proptest::collection::vec((0usize..80, proptest::prelude::any::<u8>()), 0..4),
+            fix in proptest::prelude::any::<bool>(),
+            cut in proptest::option::of(0usize..24),
+        ) {
+            let mut f = V4_FIXTURES[which].to_vec();
+            for (at, b) in edits {
+                if let Some(x) = f.get_mut(at) {
+                    *x = b;
+                }
+            }
+            if fix {
+                refill(&mut f);
+            }
+            let f = &f[..f.len().saturating_sub(cut.unwrap_or(0))];
+            let full = FrameInfo::parse_full(f);
+            if let Some(fast) = fast_v4(f) {
+                proptest::prop_assert_eq!(Ok(fast.info()), full);
+            }
+            proptest::prop_assert_eq!(FrameInfo::parse(f), full);
+        }
     }
 
     #[test]

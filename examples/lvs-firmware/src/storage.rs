@@ -33,7 +33,7 @@ pub const SOCKETS: usize = 2;
 /// Datagrams the stats socket queues each way.
 pub const STATS_PACKETS: usize = 4;
 /// Bytes the stats socket buffers each way.
-pub const STATS_BYTES: usize = 4 * 1472;
+pub const STATS_BYTES: usize = 2 * 1472;
 
 /// Fills the uninitialised array in `cell` with `f()` element by element, in place, and
 /// hands it out as a slice. Panics if `cell` was handed out before.

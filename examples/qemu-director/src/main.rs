@@ -85,15 +85,45 @@ fn main() -> ! {
     let mut nic_seen = devs[0].counters();
     loop {
         let before = devs[0].rx_frames();
+        let forwarded = fw.adapter.stats().forwarded;
         let now = clk.now();
         fw.poll(now, &mut devs, &mut |w| nic_lines(w, &nic_seen));
         nic_seen = devs[0].counters();
         // Busy while frames arrive; otherwise sleep to the next SysTick (1 ms), so an
         // idle director does not spin QEMU's host CPU.
-        if devs[0].rx_frames() == before {
-            cortex_m::asm::wfi();
+        match devs[0].rx_frames() - before {
+            0 => {
+                round_idle();
+                cortex_m::asm::wfi();
+            }
+            1 if fw.adapter.stats().forwarded == forwarded + 1 => round_one_forwarded(),
+            1 => round_one_frame(),
+            _ => round_frames(),
         }
     }
+}
+
+// Round markers: every main-loop round ends in exactly one of these, so an instruction
+// trace (`-d in_asm,exec,nochain`, see insn.py) cuts into rounds and knows what each
+// handled: nothing, one frame forwarded, one frame for the local stack, or more. Out of line and distinct, or they would fold into one address.
+#[inline(never)]
+fn round_idle() {
+    core::hint::black_box(0);
+}
+
+#[inline(never)]
+fn round_one_frame() {
+    core::hint::black_box(1);
+}
+
+#[inline(never)]
+fn round_one_forwarded() {
+    core::hint::black_box(3);
+}
+
+#[inline(never)]
+fn round_frames() {
+    core::hint::black_box(2);
 }
 
 /// The driver's counters, as stats reply lines.

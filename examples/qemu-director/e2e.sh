@@ -54,6 +54,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+trap 'echo "[e2e] aborted at line $LINENO: $BASH_COMMAND" >&2; tail -5 "$WORK/qemu.log" >&2 2>/dev/null' ERR
 
 # Waits until "$@" succeeds, at most $1 seconds.
 wait_for() {
@@ -213,7 +214,7 @@ seeds=()
 for d in "$ROOT"/fuzz/seeds/frame "$ROOT"/fuzz/seeds/frame_bare "$ROOT"/fuzz/seeds/ip "$ROOT"/fuzz/seeds/l4 "$ROOT"/fuzz/seeds/director; do
     [ -d "$d" ] && seeds+=("$d")
 done
-sent=$(in_ns c $TOOL replay eth0 $FW_MAC "${seeds[@]}")
+sent=$(in_ns c $TOOL replay eth0 $FW_MAC "${seeds[@]}") || sent=999999
 after=$(stat)
 rx0=$(echo "$before" | field "d['nic_rx_frames']")
 rx1=$(echo "$after" | field "d['nic_rx_frames']")
@@ -227,7 +228,8 @@ else
 fi
 
 # A SYN flood from spoofed clients fills the table; an established connection lives on.
-verdict=$(in_ns c $TOOL flood eth0 $FW_MAC $DIRECTOR $NAT_VIP 80)
+verdict=$(in_ns c $TOOL flood eth0 $FW_MAC $DIRECTOR $NAT_VIP 80) \
+    || verdict='{"error": "the flood tool failed", "first": [0, null], "second": [], "conns_at_peak": 0, "capacity": 1}'
 echo "$verdict" | field "'\n'.join(f'[e2e]   {k}: {v}' for k, v in d.items() if k != 'stats_after')"
 ok=$(echo "$verdict" | field "d['first'][0] == 200 and d['second'] == d['first'] and d['conns_at_peak'] >= d['capacity']")
 if [ "$ok" = True ] && alive; then

@@ -54,8 +54,11 @@ rs4() { echo "10.0.1.1$1"; }
 rs6() { echo "fd00:1::1$1"; }
 rs_mac() { echo "02:00:00:00:01:1$1"; }
 
+# fd 3: the script's stderr, which a check inside wait_for (whose output is silenced)
+# still reaches.
+exec 3>&2
 die() {
-    echo "topology.sh: $*" >&2
+    echo "topology.sh: $*" >&3
     exit 1
 }
 
@@ -146,7 +149,15 @@ rules_file() { # MODE -> the ipvsadm-save lines of the two virtual services
 spawn_in() { # NS LOG CMD...
     local ns=$1 log=$2
     shift 2
-    setsid ip netns exec "$ns" "$@" </dev/null >"$log" 2>&1 &
+    setsid ip netns exec "$ns" "$@" </dev/null >"$log" 2>&1 3>&- &
+}
+
+# Whether the tap is there; exits the script if the director (PID) has died.
+director_has_tap() { # PID
+    if ! kill -0 "$1" 2>/dev/null; then
+        die "lvs-director exited: $(cat "$STATE/director.log")"
+    fi
+    ip -n "$D" link show lvs0
 }
 
 start_director() {
@@ -164,9 +175,10 @@ start_director() {
     rm -f "$STATE/ctl.sock"
     echo "lvs-director ${args[*]}" >"$STATE/director.cmd"
     spawn_in "$D" "$STATE/director.log" "$BIN/lvs-director" "${args[@]}"
+    local pid=$!
     # The director creates the tap; we put it on the bridge.
     wait_for 20 "lvs-director to open tap lvs0 (see $STATE/director.log)" \
-        ip -n "$D" link show lvs0
+        director_has_tap "$pid"
     ip -n "$D" link set lvs0 master br0 up
     wait_for 20 "the control socket $STATE/ctl.sock" \
         env LVS_CONTROL="$STATE/ctl.sock" "$BIN/lvsadm" -L -n

@@ -270,16 +270,19 @@ impl Topology {
             .env("SCHED", opts.sched)
             .env("WEIGHTS", opts.weights.map(|w| w.to_string()).join(","))
             .env("SERVE_FILES", serve.join(" "));
+        // Output to a file, not a pipe: a process the script leaves running must not keep
+        // us waiting for the end of its output.
+        let log_path = topo.state.join("up.log");
+        let log = File::create(&log_path).expect("up.log");
+        cmd.stdout(log.try_clone().expect("dup")).stderr(log);
         let t = Instant::now();
-        let out = cmd.output().expect("run scripts/topology.sh");
+        let status = cmd.status().expect("run scripts/topology.sh");
         assert!(
-            out.status.success(),
-            "topology.sh up {} {}: {}\n{}{}",
+            status.success(),
+            "topology.sh up {} {}: {status}\n{}",
             topo.tag,
             mode.name(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            fs::read_to_string(&log_path).unwrap_or_default()
         );
         println!(
             "[{}] topology {} up in {:.2?}",
@@ -407,7 +410,11 @@ impl Drop for Topology {
                 }
             }
         }
-        let _ = self.script().args(["down", &self.tag]).status();
+        let _ = self
+            .script()
+            .args(["down", &self.tag])
+            .stdout(Stdio::null())
+            .status();
         let _ = fs::remove_dir_all(&self.state);
     }
 }

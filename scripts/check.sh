@@ -21,10 +21,15 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-step "system packages the namespace tests use (iproute2)"
-if ! command -v ip >/dev/null 2>&1; then
+step "system packages the namespace tests use (iproute2; the e2e tests: ethtool, curl, python3, nftables)"
+# Each tool named by the command it provides; the packages of the missing ones installed.
+need=()
+for pair in ip:iproute2 ethtool:ethtool curl:curl python3:python3 nft:nftables; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if ((${#need[@]})); then
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
 fi
 ip -V
 
@@ -56,6 +61,9 @@ bash fuzz/smoke.sh "$FUZZ_SECONDS"
 
 step "benchmarks build"
 cargo bench --workspace --no-run
+
+step "release binaries (lvs-director, lvsadm, lvs-realserver: the e2e tests run them)"
+cargo build --release --bins
 
 step "tests"
 cargo test --workspace

@@ -34,6 +34,8 @@
 #               symlinked, not copied: the tests compare downloads with the originals)
 #   DIRECTOR_ARGS  more arguments for lvs-director
 #   HTTPD_ARGS  more arguments for realserver-httpd.py (e.g. --log)
+#   HTTPD       python (default: scripts/realserver-httpd.py) or nginx (the benchmark's:
+#               one nginx worker per real server, the same files, header and /peer)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -212,6 +214,37 @@ EOF
     ip netns exec "$D" nft -f "$STATE/nft.rules"
 }
 
+# An nginx configuration for real server N serving WWW like realserver-httpd.py: one
+# process in the foreground, dual-stack [::]:80, X-Real-Server on every answer, /peer.
+nginx_conf() { # N WWW
+    local t=$STATE/nginx$1
+    mkdir -p "$t"
+    cat <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $t/nginx.pid;
+error_log stderr warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path $t/body;
+    proxy_temp_path $t/proxy;
+    fastcgi_temp_path $t/fastcgi;
+    uwsgi_temp_path $t/uwsgi;
+    scgi_temp_path $t/scgi;
+    sendfile on;
+    keepalive_requests 1000000;
+    server {
+        listen [::]:80 ipv6only=off backlog=4096;
+        root $2;
+        add_header X-Real-Server rs$1 always;
+        location = /peer { default_type text/plain; return 200 "rs$1 \$remote_addr\n"; }
+    }
+}
+EOF
+}
+
 up() {
     names "$1"
     local mode=$2 i
@@ -286,9 +319,14 @@ up() {
         for f in ${SERVE_FILES:-}; do
             ln -sf "$(realpath "$f")" "$www/$(basename "$f")"
         done
-        # shellcheck disable=SC2086
-        spawn_in "$ns" "$STATE/httpd$i.log" python3 "$here/realserver-httpd.py" \
-            --name "rs$i" --dir "$www" --port 80 ${HTTPD_ARGS:-}
+        if [[ ${HTTPD:-python} == nginx ]]; then
+            nginx_conf "$i" "$www" >"$STATE/nginx$i.conf"
+            spawn_in "$ns" "$STATE/httpd$i.log" nginx -c "$STATE/nginx$i.conf"
+        else
+            # shellcheck disable=SC2086
+            spawn_in "$ns" "$STATE/httpd$i.log" python3 "$here/realserver-httpd.py" \
+                --name "rs$i" --dir "$www" --port 80 ${HTTPD_ARGS:-}
+        fi
     done
 
     for ((i = 1; i <= RS_COUNT; i++)); do

@@ -15,7 +15,7 @@
 //! ```ignore
 //! let mut fw = Firmware::new(lvs_firmware::storage!(conns_v4 = 4096, conns_v6 = 16),
 //!                            &board, &RULES, &mut devs, now())?;
-//! loop { fw.poll(now(), &mut devs, &mut |w| write!(w, "nic_rx {}\n", ...)); }
+//! loop { fw.poll(now(), &mut devs, &mut |w, devs| writeln!(w, "nic_rx {}", ...)); }
 //! ```
 #![no_std]
 #![deny(unsafe_code)]
@@ -247,18 +247,19 @@ impl Firmware {
 
     /// One round: the local stack polled through the adapter's device for port 0 (which
     /// forwards every virtual-service frame on the way), the adapter's timers, and the
-    /// stats port. `extra` appends the board's own counter lines to a stats reply.
+    /// stats port. `extra` appends the board's own counter lines to a stats reply (it is
+    /// given the devices, so it can read the driver's counters as they are).
     /// Returns how long the board may sleep before the next round if nothing arrives.
     pub fn poll<Dev: Device>(
         &mut self,
         now: Instant,
         devs: &mut [Dev],
-        extra: &mut dyn FnMut(&mut dyn core::fmt::Write) -> core::fmt::Result,
+        extra: &mut dyn FnMut(&mut dyn core::fmt::Write, &mut [Dev]) -> core::fmt::Result,
     ) -> Option<smoltcp::time::Duration> {
         self.iface
             .poll(now, &mut self.adapter.device(devs, 0), &mut self.sockets);
         let next = self.adapter.maintain(now, devs);
-        if self.serve_stats(now, extra) {
+        if self.serve_stats(now, devs, extra) {
             // The reply is queued: send it now rather than on the next round.
             self.iface
                 .poll(now, &mut self.adapter.device(devs, 0), &mut self.sockets);
@@ -272,10 +273,11 @@ impl Firmware {
     }
 
     /// Answers every pending stats request. Returns whether it queued a reply.
-    fn serve_stats(
+    fn serve_stats<Dev: Device>(
         &mut self,
         now: Instant,
-        extra: &mut dyn FnMut(&mut dyn core::fmt::Write) -> core::fmt::Result,
+        devs: &mut [Dev],
+        extra: &mut dyn FnMut(&mut dyn core::fmt::Write, &mut [Dev]) -> core::fmt::Result,
     ) -> bool {
         let mut answered = false;
         let sock = self.sockets.get_mut::<udp::Socket>(self.stats_socket);
@@ -291,7 +293,7 @@ impl Firmware {
                 self.stats_requests,
                 &self.adapter,
             );
-            let _ = extra(&mut w);
+            let _ = extra(&mut w, devs);
             let len = w.len();
             if sock.send_slice(&buf[..len], meta.endpoint).is_ok() {
                 answered = true;

@@ -143,8 +143,8 @@ fn boot(st: crate::Storage, devs: &mut [Queue; 1]) -> Firmware {
 
 fn run(fw: &mut Firmware, devs: &mut [Queue; 1], ms: i64) {
     for t in 0..5 {
-        fw.poll(Instant::from_millis(ms + t), devs, &mut |w| {
-            w.write_str("nic_host 1\n")
+        fw.poll(Instant::from_millis(ms + t), devs, &mut |w, d| {
+            writeln!(w, "nic_host {}", d.len())
         });
     }
 }

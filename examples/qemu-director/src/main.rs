@@ -80,15 +80,13 @@ fn main() -> ! {
         lvs_firmware::STATS_PORT
     );
 
-    // The driver's counters as of the previous round, for the stats reply (the reply
-    // is written while the firmware has the device).
-    let mut nic_seen = devs[0].counters();
     loop {
         let before = devs[0].rx_frames();
         let forwarded = fw.adapter.stats().forwarded;
         let now = clk.now();
-        fw.poll(now, &mut devs, &mut |w| nic_lines(w, &nic_seen));
-        nic_seen = devs[0].counters();
+        fw.poll(now, &mut devs, &mut |w, devs| {
+            nic_lines(w, &devs[0].counters())
+        });
         // Busy while frames arrive; otherwise sleep to the next SysTick (1 ms), so an
         // idle director does not spin QEMU's host CPU.
         match devs[0].rx_frames() - before {

@@ -165,8 +165,8 @@ fn main() -> ! {
     let mut link = false;
     loop {
         let now = clk.now();
-        fw.poll(now, &mut devs, &mut |w| {
-            writeln!(w, "link {}", u8::from(link))
+        fw.poll(now, &mut devs, &mut |w, devs| {
+            writeln!(w, "link {}", u8::from(devs[0].link_up()))
         });
         let up = devs[0].link_up();
         if up != link {

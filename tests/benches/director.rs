@@ -25,7 +25,7 @@
 //! `baseline/established/...` is the limit the issue sets, on its own copy of the same
 //! frames in the same order: read the 4-tuple at fixed offsets (no validation), one
 //! SipHash-1-3 (`siphasher`, 128-bit key) over the same bytes the table hashes (key kind,
-//! protocol, address, port, address, port), one read of a 48-byte record at
+//! protocol, address, port, address, port), fed as the table feeds them, one read of a 48-byte record at
 //! `hash & (size - 1)` in an array of `size` records (the byte size of the table's
 //! entries, 48 bytes each), then the same `fwd` rewrite with the target read from that
 //! record (NAT, FULLNAT: `nat::*` / `fullnat::*`; TUN: `tun::encap`; DR: none, as
@@ -40,8 +40,9 @@
 //! Two NAT variants locate costs: `established/nat/in/<size>/sweep0` is the same with
 //! `Config::sweep_budget` 0 (no expiry scan in `process`), and `lookup/in/<size>` is
 //! `ConnTable::lookup_in` alone (hash and probe) for the same flows in the same order.
-//! `hash/siphash13/*` hashes 1,024 keys with the table's five `write`s, and with the same
-//! bytes in a single 16-byte `write`.
+//! `hash/siphash13/*` hashes 1,024 keys three ways: five `write`s (one per field), the
+//! same bytes in one `write`, and as whole words (`u64`, `u32`, `u16`), the table's and
+//! the baseline's way; the three give the same hash (checked).
 //!
 //! ## New connections (`new-conn/<method>/<policy>`)
 //! SYNs of flows never seen before (a fresh client address:port each), from a batch of

@@ -192,6 +192,17 @@ dr_conns=$(field "' '.join(str(d['rs']['198.51.100.1%d:80' % n]['conns']) for n 
 outpkts=$(field "d['total_outpkts']" <"$WORK/stats1.json")
 [ "$outpkts" -gt 0 ] && pass "NAT replies went back through the firmware ($outpkts packets)" || fail "no NAT reply packets"
 
+# Rules at run time, over the control port: a new NAT service with one real server.
+reply=$(in_ns c $TOOL control $DIRECTOR "-A -t 192.0.2.30:80 -s rr" "-a -t 192.0.2.30:80 -r 198.51.100.12:8080 -m" || true)
+ids=$(for _ in 1 2 3; do in_ns c curl -sf --max-time 10 "http://192.0.2.30/id" || echo error; done | tr '\n' ' ')
+reply2=$(in_ns c $TOOL control $DIRECTOR "-D -t 192.0.2.30:80" || true)
+gone=$(in_ns c curl -s --max-time 3 -o /dev/null -w '%{http_code}' "http://192.0.2.30/id" || true)
+if [ "$reply" = $'ok\nok' ] && [ "$ids" = "r2 r2 r2 " ] && [ "$reply2" = ok ] && [ "$gone" = 000 ]; then
+    pass "control port: service added ($ids), then deleted (no answer after)"
+else
+    fail "control port: replies '$reply' / '$reply2', answers '$ids', after delete HTTP '$gone'"
+fi
+
 # Packets per second through the emulated board (an indication: QEMU is no cycle model).
 before=$(stat)
 t0=$(date +%s.%N)

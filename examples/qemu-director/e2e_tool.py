@@ -3,6 +3,8 @@
 
   e2e_tool.py stats ADDR                 print the firmware's stats reply (UDP 9999);
                                          retries for up to --wait seconds
+  e2e_tool.py control ADDR LINE...       send ipvsadm-style lines to the control port (UDP
+                                         9998), print the reply
   e2e_tool.py replay IFACE MAC DIR...    send every file under DIR as one Ethernet frame
                                          (destination MAC set to MAC), paced; prints the count
   e2e_tool.py flood IFACE MAC ADDR VIP PORT
@@ -54,6 +56,14 @@ def stats(addr, wait=0.0):
             except ValueError:
                 out[parts[0]] = parts[1]
     return out
+
+
+def control(addr, lines):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(5.0)
+    s.sendto("\n".join(lines).encode() + b"\n", (addr, 9998))
+    data, _ = s.recvfrom(4096)
+    print(data.decode(), end="")
 
 
 def mac_bytes(mac):
@@ -157,6 +167,9 @@ def main():
     a.add_argument("addr")
     a.add_argument("--wait", type=float, default=0.0)
     a.add_argument("--json", action="store_true")
+    a = sub.add_parser("control")
+    a.add_argument("addr")
+    a.add_argument("lines", nargs="+")
     a = sub.add_parser("replay")
     a.add_argument("iface")
     a.add_argument("mac")
@@ -175,6 +188,8 @@ def main():
     if args.cmd == "stats":
         st = stats(args.addr, args.wait)
         print(json.dumps(st) if args.json else st["text"], end="" if not args.json else "\n")
+    elif args.cmd == "control":
+        control(args.addr, args.lines)
     elif args.cmd == "replay":
         replay(args.iface, args.mac, args.dirs, args.pace)
     elif args.cmd == "flood":

@@ -6,7 +6,8 @@
 //! - [`rules`]: the virtual services, compiled in from a `const` table.
 //! - [`Firmware`]: an [`lvs_smoltcp::Adapter`] around the lvs-core director, a smoltcp
 //!   `Interface` for the director's own addresses (ARP, ping) and a UDP stats port
-//!   ([`STATS_PORT`]): any datagram to it is answered with the counters as text.
+//!   ([`STATS_PORT`]): any datagram to it is answered with the counters as text; and,
+//!   if the rules name one, a UDP control port taking ipvsadm's words ([`control`]).
 //! - [`driver::DriverDevice`]: any `embassy-net-driver` 0.2 driver (embassy-stm32's
 //!   Ethernet) as a smoltcp 0.14 `Device`.
 //! - `clock` (feature `cortex-m`): a SysTick millisecond clock.
@@ -23,11 +24,13 @@
 
 #[cfg(feature = "cortex-m")]
 pub mod clock;
+pub mod control;
 pub mod driver;
 pub mod rules;
 pub mod stats;
 pub mod storage;
 
+use core::fmt::Write as _;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvs_core::conn::table::{Conn, ConnTable, TableError};
@@ -90,6 +93,14 @@ pub struct Storage {
     pub stats_rx: &'static mut [u8],
     /// The stats socket's transmit bytes.
     pub stats_tx: &'static mut [u8],
+    /// The control socket's receive metadata.
+    pub control_rx_meta: &'static mut [PacketMetadata],
+    /// The control socket's transmit metadata.
+    pub control_tx_meta: &'static mut [PacketMetadata],
+    /// The control socket's receive bytes.
+    pub control_rx: &'static mut [u8],
+    /// The control socket's transmit bytes.
+    pub control_tx: &'static mut [u8],
 }
 
 /// What makes one board's firmware its own.
@@ -135,9 +146,12 @@ pub struct Firmware {
     iface: Interface,
     sockets: SocketSet<'static>,
     stats_socket: SocketHandle,
+    control: Option<(SocketHandle, rules::Control)>,
     board: Board,
     boot: Instant,
     stats_requests: u64,
+    control_commands: u64,
+    control_refused: u64,
 }
 
 fn seed_bytes(seed: u64, salt: u8) -> [u8; 16] {
@@ -234,14 +248,25 @@ impl Firmware {
         // Cannot fail: the socket is new and the port non-zero.
         let _ = udp.bind(STATS_PORT);
         let stats_socket = sockets.add(udp);
+        let control = rules.control.map(|c| {
+            let mut udp = udp::Socket::new(
+                udp::PacketBuffer::new(st.control_rx_meta, st.control_rx),
+                udp::PacketBuffer::new(st.control_tx_meta, st.control_tx),
+            );
+            let _ = udp.bind(c.port);
+            (sockets.add(udp), c)
+        });
         Ok(Firmware {
             adapter,
             iface,
             sockets,
             stats_socket,
+            control,
             board,
             boot: now,
             stats_requests: 0,
+            control_commands: 0,
+            control_refused: 0,
         })
     }
 
@@ -259,7 +284,7 @@ impl Firmware {
         self.iface
             .poll(now, &mut self.adapter.device(devs, 0), &mut self.sockets);
         let next = self.adapter.maintain(now, devs);
-        if self.serve_stats(now, devs, extra) {
+        if self.serve_stats(now, devs, extra) | self.serve_control(now) {
             // The reply is queued: send it now rather than on the next round.
             self.iface
                 .poll(now, &mut self.adapter.device(devs, 0), &mut self.sockets);
@@ -293,7 +318,40 @@ impl Firmware {
                 self.stats_requests,
                 &self.adapter,
             );
+            let _ = writeln!(w, "control_datagrams {}", self.control_commands);
+            let _ = writeln!(w, "control_refused {}", self.control_refused);
             let _ = extra(&mut w, devs);
+            let len = w.len();
+            if sock.send_slice(&buf[..len], meta.endpoint).is_ok() {
+                answered = true;
+            }
+        }
+        answered
+    }
+
+    /// Runs the commands of every pending control datagram from an allowed sender.
+    /// Returns whether it queued a reply.
+    fn serve_control(&mut self, now: Instant) -> bool {
+        let Some((handle, c)) = self.control else {
+            return false;
+        };
+        let allowed = Ipv4Cidr::new(c.from.0, c.from.1);
+        let mut answered = false;
+        let sock = self.sockets.get_mut::<udp::Socket>(handle);
+        while let Ok((data, meta)) = sock.recv() {
+            let from_ok = match meta.endpoint.addr {
+                IpAddress::Ipv4(a) => allowed.contains_addr(&a),
+                #[allow(unreachable_patterns)]
+                _ => false,
+            };
+            if !from_ok {
+                self.control_refused += 1;
+                continue;
+            }
+            let mut buf = [0u8; stats::MAX_REPLY];
+            let mut w = stats::Writer::new(&mut buf);
+            control::run_all(&mut self.adapter.director, data, core_now(now), &mut w);
+            self.control_commands += 1;
             let len = w.len();
             if sock.send_slice(&buf[..len], meta.endpoint).is_ok() {
                 answered = true;

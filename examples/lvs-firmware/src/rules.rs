@@ -11,6 +11,8 @@
 //! | NAT | `-A -t 192.0.2.10:80 -s rr` | `-a -r 198.51.100.{11,12,13}:8080 -m` |
 //! | DR  | `-A -t 192.0.2.20:80 -s rr` | `-a -r 198.51.100.{11,12,13}:80 -g` |
 //! | UDP NAT | `-A -u 192.0.2.10:5353 -s rr` | `-a -r 198.51.100.{11,12,13}:5353 -m` |
+//!
+//! The control port ([`crate::control`]) listens on UDP 9998 for the client subnet.
 
 use core::net::{IpAddr, Ipv4Addr};
 
@@ -49,6 +51,15 @@ pub struct VirtualService {
     pub reals: &'static [Real],
 }
 
+/// The UDP control port ([`crate::control`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Control {
+    /// Its UDP port.
+    pub port: u16,
+    /// Who may use it: commands from outside this prefix are ignored.
+    pub from: (Ipv4Addr, u8),
+}
+
 /// Everything the firmware is told at build time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
@@ -59,6 +70,8 @@ pub struct Rules {
     pub gateway: Option<Ipv4Addr>,
     /// The virtual services.
     pub services: &'static [VirtualService],
+    /// The control port, if the rules may change at run time.
+    pub control: Option<Control>,
 }
 
 const fn real(last: u8, port: u16, method: Method) -> Real {
@@ -116,6 +129,10 @@ pub const RULES: Rules = Rules {
             reals: &UDP_REALS,
         },
     ],
+    control: Some(Control {
+        port: 9998,
+        from: (Ipv4Addr::new(192, 0, 2, 0), 24),
+    }),
 };
 
 /// The director's key for a service.

@@ -28,11 +28,11 @@ pub const MAX_FRAME: usize = 1518;
 pub const HELD_SLOT: usize = MAX_FRAME + lvs_smoltcp::HEADROOM;
 /// Bytes of the adapter's working buffer.
 pub const SCRATCH: usize = lvs_smoltcp::HEADROOM + MAX_FRAME + 40;
-/// smoltcp socket slots (the UDP stats port, and room for one more).
+/// smoltcp socket slots (the UDP stats and control ports).
 pub const SOCKETS: usize = 2;
-/// Datagrams the stats socket queues each way.
+/// Datagrams the stats and control sockets queue each way.
 pub const STATS_PACKETS: usize = 4;
-/// Bytes the stats socket buffers each way.
+/// Bytes the stats and control sockets buffer each way.
 pub const STATS_BYTES: usize = 2 * 1472;
 
 /// Fills the uninitialised array in `cell` with `f()` element by element, in place, and
@@ -93,6 +93,12 @@ macro_rules! storage {
         static __FW_STATS_TX_META: StaticCell<[PacketMetadata; STATS_PACKETS]> = StaticCell::new();
         static __FW_STATS_RX: StaticCell<[u8; STATS_BYTES]> = StaticCell::new();
         static __FW_STATS_TX: StaticCell<[u8; STATS_BYTES]> = StaticCell::new();
+        static __FW_CONTROL_RX_META: StaticCell<[PacketMetadata; STATS_PACKETS]> =
+            StaticCell::new();
+        static __FW_CONTROL_TX_META: StaticCell<[PacketMetadata; STATS_PACKETS]> =
+            StaticCell::new();
+        static __FW_CONTROL_RX: StaticCell<[u8; STATS_BYTES]> = StaticCell::new();
+        static __FW_CONTROL_TX: StaticCell<[u8; STATS_BYTES]> = StaticCell::new();
         Storage {
             conns_v4: fill(&__FW_CONNS_V4, Conn::empty),
             in_v4: fill(&__FW_IN_V4, || 0),
@@ -113,6 +119,10 @@ macro_rules! storage {
             stats_tx_meta: fill(&__FW_STATS_TX_META, || PacketMetadata::EMPTY),
             stats_rx: fill(&__FW_STATS_RX, || 0),
             stats_tx: fill(&__FW_STATS_TX, || 0),
+            control_rx_meta: fill(&__FW_CONTROL_RX_META, || PacketMetadata::EMPTY),
+            control_tx_meta: fill(&__FW_CONTROL_TX_META, || PacketMetadata::EMPTY),
+            control_rx: fill(&__FW_CONTROL_RX, || 0),
+            control_tx: fill(&__FW_CONTROL_TX, || 0),
         }
     }};
 }
@@ -135,8 +145,8 @@ pub const fn ram_bytes(v4: usize, v6: usize) -> usize {
         + HELD * (size_of::<lvs_smoltcp::Held>() + HELD_SLOT)
         + SCRATCH;
     let sockets = SOCKETS * size_of::<smoltcp::iface::SocketStorage<'static>>()
-        + 2 * STATS_PACKETS * size_of::<smoltcp::socket::udp::PacketMetadata>()
-        + 2 * STATS_BYTES;
+        + 4 * STATS_PACKETS * size_of::<smoltcp::socket::udp::PacketMetadata>()
+        + 4 * STATS_BYTES;
     conns + services + adapter + sockets
 }
 

@@ -93,8 +93,12 @@ fn arp_request(target: Ipv4Addr) -> Vec<u8> {
 /// An IPv4 packet from the client with a transport payload already built (checksum
 /// filled by `fill`).
 fn ipv4(dst: Ipv4Addr, proto: IpProtocol, l4: &[u8]) -> Vec<u8> {
+    ipv4_from(CLIENT, dst, proto, l4)
+}
+
+fn ipv4_from(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, l4: &[u8]) -> Vec<u8> {
     let repr = Ipv4Repr {
-        src_addr: CLIENT,
+        src_addr: src,
         dst_addr: dst,
         next_header: proto,
         payload_len: l4.len(),
@@ -108,14 +112,18 @@ fn ipv4(dst: Ipv4Addr, proto: IpProtocol, l4: &[u8]) -> Vec<u8> {
 }
 
 fn udp(dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    udp_from(CLIENT, dst, dport, payload)
+}
+
+fn udp_from(src: Ipv4Addr, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut l4 = std::vec![0u8; 8 + payload.len()];
     let mut u = UdpPacket::new_unchecked(&mut l4[..]);
     u.set_src_port(40000);
     u.set_dst_port(dport);
     u.set_len((8 + payload.len()) as u16);
     u.payload_mut().copy_from_slice(payload);
-    u.fill_checksum(&CLIENT.into(), &dst.into());
-    ipv4(dst, IpProtocol::Udp, &l4)
+    u.fill_checksum(&src.into(), &dst.into());
+    ipv4_from(src, dst, IpProtocol::Udp, &l4)
 }
 
 fn tcp_syn(dst: Ipv4Addr, dport: u16) -> Vec<u8> {
@@ -179,6 +187,81 @@ fn test_answers_arp_for_its_address_and_its_vips() {
             .collect();
         assert_eq!(replies, [(EthernetAddress(FW_MAC), target)], "for {target}");
     }
+}
+
+/// The payloads of UDP frames sent from `port`.
+fn udp_replies(out: &[Vec<u8>], port: u16) -> Vec<String> {
+    out.iter()
+        .filter_map(|f| {
+            let e = EthernetFrame::new_checked(&f[..]).ok()?;
+            let ip = Ipv4Packet::new_checked(e.payload()).ok()?;
+            let u = UdpPacket::new_checked(ip.payload()).ok()?;
+            (u.src_port() == port).then(|| String::from_utf8_lossy(u.payload()).into())
+        })
+        .collect()
+}
+
+#[test]
+fn test_control_port_changes_rules_for_allowed_senders_only() {
+    let mut devs = [Queue::default()];
+    let mut fw = boot(crate::storage!(conns_v4 = 64, conns_v6 = 4), &mut devs);
+    devs[0].rx.push_back(arp_request(DIRECTOR));
+    run(&mut fw, &mut devs, 10);
+    sent(&mut devs);
+    let cmds = b"-A -t 192.0.2.30:80 -s rr\n-a -t 192.0.2.30:80 -r 198.51.100.11:8080 -m -w 2\n\
+                 -a -t 192.0.2.99:80 -r 198.51.100.11\n-A -t 192.0.2.30:80 -s mh\n";
+    let fw_mac = EthernetAddress(FW_MAC);
+    devs[0].rx.push_back(eth(
+        fw_mac,
+        EthernetProtocol::Ipv4,
+        &udp(DIRECTOR, 9998, cmds),
+    ));
+    run(&mut fw, &mut devs, 20);
+    let replies = udp_replies(&sent(&mut devs), 9998);
+    assert_eq!(
+        replies,
+        [
+            "ok\nok\nerror: Service not defined\nerror: scheduler needs storage this firmware lacks\n"
+        ]
+    );
+    let key = lvs_core::director::ServiceKey::Addr {
+        proto: lvs_core::conn::table::Proto::Tcp,
+        addr: Ipv4Addr::new(192, 0, 2, 30).into(),
+        port: 80,
+    };
+    let svc = fw.adapter.director.service(&key).expect("added");
+    assert_eq!(svc.members().len(), 1);
+    let (rs, _) = fw.adapter.director.dest(svc.members()[0]).unwrap();
+    assert_eq!(
+        (rs.port, rs.weight, rs.method),
+        (8080, 2, lvs_core::service::Method::Masq)
+    );
+
+    // From the real-server subnet: not heard, not answered, counted.
+    let outsider = Ipv4Addr::new(198, 51, 100, 99);
+    devs[0].rx.push_back(eth(
+        fw_mac,
+        EthernetProtocol::Ipv4,
+        &udp_from(outsider, Ipv4Addr::new(198, 51, 100, 1), 9998, b"-C\n"),
+    ));
+    run(&mut fw, &mut devs, 30);
+    assert!(udp_replies(&sent(&mut devs), 9998).is_empty());
+    assert!(
+        fw.adapter.director.service(&key).is_some(),
+        "-C was ignored"
+    );
+    devs[0].rx.push_back(eth(
+        fw_mac,
+        EthernetProtocol::Ipv4,
+        &udp(DIRECTOR, STATS_PORT, b"s"),
+    ));
+    run(&mut fw, &mut devs, 40);
+    let stats = udp_replies(&sent(&mut devs), STATS_PORT);
+    assert!(
+        stats[0].contains("control_datagrams 1\ncontrol_refused 1\n"),
+        "{}",
+        stats[0]
+    );
 }
 
 #[test]

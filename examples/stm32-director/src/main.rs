@@ -4,8 +4,9 @@
 //!
 //! Both boards wire the on-board LAN8742A PHY the same way (RMII): REF_CLK PA1,
 //! MDIO PA2, CRS_DV PA7, MDC PC1, RXD0 PC4, RXD1 PC5, TX_EN PG11, TXD0 PG13, TXD1 PB13.
-//! The firmware polls (no executor, no time driver): SysTick is its clock, the RNG
-//! seeds the connection table's hash, and defmt logs over RTT.
+//! The firmware polls (no executor, no time driver), sleeping in WFI when a round found
+//! nothing: SysTick is its clock, the RNG seeds the connection table's hash, and defmt
+//! logs over RTT.
 #![no_std]
 #![no_main]
 
@@ -165,6 +166,7 @@ fn main() -> ! {
     let mut link = false;
     loop {
         let now = clk.now();
+        let rx = fw.adapter.stats().rx;
         fw.poll(now, &mut devs, &mut |w, devs| {
             writeln!(w, "link {}", u8::from(devs[0].link_up()))
         });
@@ -172,6 +174,11 @@ fn main() -> ! {
         if up != link {
             link = up;
             info!("link {}", if up { "up" } else { "down" });
+        }
+        // Nothing came in: sleep until the next interrupt, the Ethernet DMA's (a frame)
+        // or SysTick's (a millisecond), rather than spin.
+        if fw.adapter.stats().rx == rx {
+            cortex_m::asm::wfi();
         }
     }
 }

@@ -68,8 +68,8 @@ packets() { # TAG: the client's eth0 rx+tx packets
     ip netns exec "lvs-$1-c" sh -c \
         'echo $(( $(cat /sys/class/net/eth0/statistics/rx_packets) + $(cat /sys/class/net/eth0/statistics/tx_packets) ))'
 }
-cpu_ticks() { # PID: utime+stime in clock ticks
-    awk '{ print $14 + $15 }' "/proc/$1/stat"
+cpu_ticks() { # PID: "utime stime" in clock ticks
+    awk '{ print $14, $15 }' "/proc/$1/stat"
 }
 now() { date +%s.%N; }
 
@@ -137,14 +137,15 @@ done
 
 step "where the tap director's time goes (keep-alive load, ${secs} s)"
 hz=$(getconf CLK_TCK)
-c0=$(cpu_ticks "$director_pid")
+read -r u0 s0 < <(cpu_ticks "$director_pid")
 p0=$(packets "$tap")
 ip netns exec "lvs-$tap-c" wrk -t2 -c32 -d"${secs}s" http://10.0.0.100/ >/dev/null
-c1=$(cpu_ticks "$director_pid")
+read -r u1 s1 < <(cpu_ticks "$director_pid")
 p1=$(packets "$tap")
-awk -v c="$((c1 - c0))" -v hz="$hz" -v p="$((p1 - p0))" -v s="$secs" 'BEGIN {
-    printf "director CPU: %.2f s of %d s (%.0f%% of a core), %.2f us per packet, %d packets\n",
-        c / hz, s, 100 * c / hz / s, (p > 0) ? 1e6 * c / hz / p : 0, p }'
+awk -v u="$((u1 - u0))" -v k="$((s1 - s0))" -v hz="$hz" -v p="$((p1 - p0))" -v s="$secs" 'BEGIN {
+    c = u + k
+    printf "director CPU: %.2f s of %d s (%.0f%% of a core) for %d packets: %.2f us per packet, %.2f in user space, %.2f in the kernel\n",
+        c / hz, s, 100 * c / hz / s, p, 1e6 * c / hz / p, 1e6 * u / hz / p, 1e6 * k / hz / p }'
 
 # System calls per packet: strace counts while a wrk run goes (strace slows the director
 # down, so the packet rate here is not the benchmark's; the ratio is what counts).
@@ -164,3 +165,22 @@ p1=$(packets "$tap")
 cat "$tmp/strace.txt"
 awk -v p="$((p1 - p0))" '$NF == "total" { printf "\n%d system calls for %d packets: %.2f per packet\n", $4, p, $4 / p }
     $NF ~ /^(read|write|poll|ppoll|recvfrom|sendto|epoll_wait)$/ { printf "  %s: %.2f per packet\n", $NF, $4 / p }' "$tmp/strace.txt"
+
+# Where the CPU time of the director goes, by symbol (perf's software clock: this machine
+# may have no hardware counters). Optional: only where perf is installed.
+if command -v perf >/dev/null 2>&1; then
+    step "perf: the director's CPU samples under keep-alive load (${secs} s)"
+    ip netns exec "lvs-$tap-c" wrk -t2 -c32 -d"$((secs + 2))s" http://10.0.0.100/ >/dev/null &
+    wrk_pid=$!
+    if perf record -q -e cpu-clock -F 999 -g -p "$director_pid" -o "$tmp/perf.data" -- sleep "$secs" 2>/dev/null; then
+        echo "by binary (kernel = the system calls and the kernel network path they run):"
+        perf report -i "$tmp/perf.data" --no-children --sort dso -g none 2>/dev/null |
+            grep -E '^ +[0-9]' | head -5
+        echo "top symbols:"
+        perf report -i "$tmp/perf.data" --no-children --sort dso,sym -g none 2>/dev/null |
+            grep -E '^ +[0-9]' | head -25
+    else
+        echo "perf record failed (perf_event_paranoid, or no perf events here)"
+    fi
+    wait "$wrk_pid" || true
+fi

@@ -249,7 +249,7 @@ up() {
     names "$1"
     local mode=$2 i
     case $mode in nat | dr | tun | fullnat | kernel) ;; *) die "unknown mode '$mode'" ;; esac
-    if ip netns list | grep -q "^lvs-$TAG-"; then
+    if [[ -n $(our_netns) ]]; then
         die "namespaces lvs-$TAG-* exist already (topology.sh down $TAG)"
     fi
     command -v ethtool >/dev/null || die "ethtool missing (apt-get install ethtool)"
@@ -348,10 +348,19 @@ up() {
     echo "state=$STATE"
 }
 
+# Which of TAG's namespaces exist. From /run/netns, not `ip netns list`, which also asks the kernel for
+# each namespace's id and complains when another program deletes one meanwhile.
+our_netns() {
+    local ns
+    for ns in "$D" "$C" "${R[@]}"; do
+        [[ ! -e /run/netns/$ns ]] || echo "$ns"
+    done
+}
+
 down() {
     names "$1"
     local nss ns pids deadline
-    nss=$(ip netns list | awk -v p="lvs-$TAG-" 'index($1, p) == 1 { print $1 }')
+    nss=$(our_netns)
     for ns in $nss; do
         pids=$(ip netns pids "$ns" 2>/dev/null || true)
         [[ -z $pids ]] || kill -TERM $pids 2>/dev/null || true

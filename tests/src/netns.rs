@@ -73,7 +73,7 @@ pub fn require_tools(tools: &[&str]) {
 }
 
 /// Builds the workspace's release binaries once per test process (`cargo build
-/// --release --bins -p lvs-director`, a no-op when scripts/check.sh built them already)
+/// --release --bins`, a no-op when scripts/check.sh built them already)
 /// and returns where cargo put them. Building here means a test never runs stale
 /// binaries.
 pub fn bins() -> &'static Bins {
@@ -82,12 +82,12 @@ pub fn bins() -> &'static Bins {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = Command::new(&cargo)
             .current_dir(workspace_root())
+            // The very command scripts/check.sh runs before the tests (the same package
+            // selection, so the same features): a no-op there.
             .args([
                 "build",
                 "--release",
                 "--bins",
-                "-p",
-                "lvs-director",
                 "--message-format=json-render-diagnostics",
             ])
             .stderr(Stdio::inherit())

@@ -15,9 +15,9 @@
 #   bulk        curl of a 100 MiB file: MB/s (full-size frames)
 # Packets/s is what crossed the director: the client's eth0 rx+tx packets over the run
 # (in NAT every client packet crosses the director once). The medians of the rounds are
-# printed as a Markdown table with the tap/kernel ratios. Then, for the tap director
-# alone: its CPU time per packet (/proc/PID/stat) and its system calls per packet
-# (strace -c -f on the running director during a keep-alive run).
+# printed as a Markdown table with the median of each round's tap/kernel ratio. Then, for
+# the tap director alone: its CPU time per packet (/proc/PID/stat, user and kernel), its
+# system calls per packet (strace -c -f, during a keep-alive run) and a perf profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -101,7 +101,7 @@ run() {
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-declare -A val pps
+declare -A val pps rat last
 for ((r = 1; r <= rounds; r++)); do
     for kind in keepalive close bulk; do
         for which in tap kernel; do
@@ -110,18 +110,20 @@ for ((r = 1; r <= rounds; r++)); do
             read -r v p < <(run "$tag" "$kind")
             val[$which.$kind]+="$v "
             pps[$which.$kind]+="$p "
+            last[$which]=$v
             echo "round $r $which $kind: $v ($p packets/s)" >&2
         done
+        # The ratio of two neighbouring measurements: the machine's drift cancels out.
+        rat[$kind]+="$(awk -v a="${last[tap]}" -v b="${last[kernel]}" 'BEGIN { printf "%.3f", (b > 0) ? a / b : 0 }') "
     done
 done
 
 m() { tr ' ' '\n' <<<"$1" | grep -v '^$' | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
 
 step "medians of $rounds rounds, ${secs} s each (tap = lvs-director, kernel = nftables DNAT)"
 echo
-echo "| load | tap director | kernel nftables | tap / kernel | tap packets/s | kernel packets/s | ratio |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| load | tap director | kernel nftables | tap / kernel (median of the rounds' ratios) | tap packets/s | kernel packets/s |"
+echo "|---|---:|---:|---:|---:|---:|"
 for kind in keepalive close bulk; do
     case $kind in
         keepalive) label="HTTP keep-alive (requests/s)" ;;
@@ -132,7 +134,7 @@ for kind in keepalive close bulk; do
     vk=$(m "${val[kernel.$kind]}")
     pt=$(m "${pps[tap.$kind]}")
     pk=$(m "${pps[kernel.$kind]}")
-    echo "| $label | $vt | $vk | $(ratio "$vt" "$vk") | $pt | $pk | $(ratio "$pt" "$pk") |"
+    echo "| $label | $vt | $vk | $(m "${rat[$kind]}") | $pt | $pk |"
 done
 
 step "where the tap director's time goes (keep-alive load, ${secs} s)"

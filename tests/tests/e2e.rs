@@ -35,8 +35,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use lvs_tests::netns::{
-    Family, Guarded, Mode, Options, Topology, files_dir, first_difference, parse_stats, test_file,
-    wait_until,
+    Family, Guarded, Mode, Options, Topology, files_dir, first_difference, parse_stats,
+    skip_reason, test_file, wait_until,
 };
 
 const BIG: u64 = 100 << 20;
@@ -221,7 +221,19 @@ fn remove_under_load(t: &Topology, mode: Mode, family: Family, load: &Path) {
     }
 }
 
+/// Whether test `name` cannot run here (printed): checked before making any file.
+fn skipped(name: &str) -> bool {
+    let why = skip_reason();
+    if let Some(why) = &why {
+        println!("skipping {name}: {why}");
+    }
+    why.is_some()
+}
+
 fn scenario(name: &str, mode: Mode, family: Family) {
+    if skipped(name) {
+        return;
+    }
     let (big, load) = files();
     let opts = Options {
         serve: vec![big.clone(), load.clone()],
@@ -338,6 +350,9 @@ fn fullnat_ipv6() {
 /// place of the tap director: if this fails, the machine is the problem, not the director.
 #[test]
 fn kernel_nat_stand_in() {
+    if skipped("kern") {
+        return;
+    }
     let (big, _) = files();
     let opts = Options {
         serve: vec![big.clone()],

@@ -65,6 +65,7 @@ director_pid=$(ip netns pids "lvs-$tap-d")
 echo "lvs-director pid $director_pid: $(cat "$tmp/$tap/director.cmd")" >&2
 
 packets() { # TAG: the client's eth0 rx+tx packets
+    # shellcheck disable=SC2016 # expanded by the inner sh, inside the namespace
     ip netns exec "lvs-$1-c" sh -c \
         'echo $(( $(cat /sys/class/net/eth0/statistics/rx_packets) + $(cat /sys/class/net/eth0/statistics/tx_packets) ))'
 }

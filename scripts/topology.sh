@@ -363,6 +363,7 @@ down() {
     nss=$(our_netns)
     for ns in $nss; do
         pids=$(ip netns pids "$ns" 2>/dev/null || true)
+        # shellcheck disable=SC2086 # one PID a word
         [[ -z $pids ]] || kill -TERM $pids 2>/dev/null || true
     done
     # Give them 5 s to print their counters and close their devices, then SIGKILL.
@@ -370,6 +371,7 @@ down() {
     for ns in $nss; do
         while pids=$(ip netns pids "$ns" 2>/dev/null) && [[ -n $pids ]]; do
             if ((SECONDS >= deadline)); then
+                # shellcheck disable=SC2086 # one PID a word
                 kill -KILL $pids 2>/dev/null || true
                 break
             fi

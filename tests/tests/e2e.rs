@@ -19,7 +19,8 @@
 //! 4. A 100 MiB download through the VIP, byte-exact.
 //! 5. `lvsadm -d` of a real server under load (three rate-limited downloads, one per
 //!    server): that server's download ends (stalls, curl gives up), the other two
-//!    complete byte-exact, new connections go to the two servers left, 3 and 3.
+//!    complete byte-exact, new connections go to the two servers left, 3 and 3; the
+//!    other family's service still uses all three.
 //!
 //! `kernel_nat_stand_in` runs steps 1 and 4 with Linux's own NAT (nftables DNAT, round
 //! robin) in place of the tap director: it proves the topology and the harness alone.
@@ -179,6 +180,18 @@ fn remove_under_load(t: &Topology, mode: Mode, family: Family, load: &Path) {
     // New connections go to the two servers left, in turn.
     let counts = distribution(t, family, 6, expected_peer(mode, family));
     assert_eq!(counts, [3, 0, 3], "new connections after removing rs2");
+
+    // The other family's service, untouched, still has all three (rr: one each).
+    let other = match family {
+        Family::V4 => Family::V6,
+        Family::V6 => Family::V4,
+    };
+    let counts = distribution(t, other, 3, expected_peer(mode, other));
+    assert_eq!(
+        counts,
+        [1, 1, 1],
+        "the {other:?} service after removing rs2"
+    );
 
     let listing = t.lvsadm_ok(&["-L", "-n"]);
     let rs2 = family.real_server(2);

@@ -289,11 +289,20 @@ pub fn live(args: &Args, ready: impl FnOnce(&str)) -> Result<LvsAdapter, String>
     let mut waits: Vec<Wait> = Vec::new();
     let mut scratch = Vec::new();
     let mut last_maintain = start;
+    // The control socket is serviced when poll(2) said one of its descriptors is ready
+    // or a client's deadline passed, not on every wake-up (an accept that finds nothing
+    // is a wasted system call on the packet path).
+    let mut control_ready = true;
     while !sys::stop_requested() {
         let now = clock();
         let next = ports.poll(now);
         let lvs_now = core_now(clock());
-        server.service(|req| control::execute(&mut ports.adapter.director, req, lvs_now));
+        let late = server
+            .next_deadline()
+            .is_some_and(|d| d <= std::time::Instant::now());
+        if control_ready || late {
+            server.service(|req| control::execute(&mut ports.adapter.director, req, lvs_now));
+        }
         if last_maintain.elapsed() >= MAINTAIN_EVERY {
             last_maintain = std::time::Instant::now();
             let budget =
@@ -317,6 +326,9 @@ pub fn live(args: &Args, ready: impl FnOnce(&str)) -> Result<LvsAdapter, String>
         }));
         waits.extend(server.poll_fds().map(|(fd, write)| Wait { fd, write }));
         sys::poll(&waits, Some(timeout), &mut scratch).map_err(|e| format!("poll: {e}"))?;
+        control_ready = scratch
+            .get(ports.devs.len()..)
+            .is_some_and(|c| c.iter().any(|p| p.revents != 0));
     }
     let mut report = String::new();
     for d in &ports.devs {

@@ -516,6 +516,7 @@ pub struct Director<'a, const D: usize = 64> {
     rng: u64,
     next_laddr: usize,
     tun_ident: u16,
+    fast_path: bool,
 }
 
 /// The accounting every removal of a connection makes at its real server: the counts
@@ -540,6 +541,7 @@ fn unbind<A: FlowAddr>(dests: &mut [Option<RealServer>], meta: &[DestMeta], c: &
 
 /// Moves a connection between its server's active and inactive counts when its TCP
 /// state crosses the kernel's active set; returns the new flags.
+#[inline(always)]
 fn account_state(
     dests: &mut [Option<RealServer>],
     dest: DestId,
@@ -595,6 +597,7 @@ impl<'a, const D: usize> Director<'a, D> {
             rng: cfg.seed | 1,
             next_laddr: 0,
             tun_ident: (cfg.seed >> 17) as u16,
+            fast_path: true,
         }
     }
 
@@ -613,6 +616,19 @@ impl<'a, const D: usize> Director<'a, D> {
     /// Other run-time switches (`conn_reuse_mode`, `expire_nodest_conn`, ...).
     pub fn config_mut(&mut self) -> &mut Config {
         &mut self.cfg
+    }
+
+    /// Turns the established-flow fast path of [`Director::process`] on (the default)
+    /// or off. For tests and benchmarks: the fast path decides exactly what the general
+    /// path decides (the same verdicts, bytes, counters and table), only faster, so the
+    /// two can be compared.
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.fast_path = on;
+    }
+
+    /// Whether the established-flow fast path is on ([`Director::set_fast_path`]).
+    pub fn fast_path(&self) -> bool {
+        self.fast_path
     }
 
     fn find_service(&self, key: &ServiceKey) -> Option<usize> {
@@ -1063,6 +1079,11 @@ impl<'a, const D: usize> Director<'a, D> {
                 .saturating_mul(elapsed.min(16) as usize);
             self.maintain(now, budget);
         }
+        if self.fast_path
+            && let Some(v) = self.fast_v4(now, buf, frame.clone())
+        {
+            return v;
+        }
         let Some(f) = buf.get(frame.clone()) else {
             return self.drop(DropReason::Truncated);
         };
@@ -1082,6 +1103,120 @@ impl<'a, const D: usize> Director<'a, D> {
             }
             _ => Verdict::Local,
         }
+    }
+
+    /// The established-flow fast path: an untagged IPv4 TCP/UDP frame (20-byte header,
+    /// checksum verified, not a fragment: the parse fast path's checks) of a live
+    /// connection whose real server is there, from the client (NAT, FULLNAT, DR) or the
+    /// real server (NAT, FULLNAT). It reads the 4-tuple at fixed offsets, hashes and
+    /// probes once, updates the entry in place, counts, and rewrites at fixed offsets
+    /// from the entry's fields, without a [`FrameInfo`]. `None`, having changed nothing,
+    /// for anything else: the general path then decides as it always has. A SYN without
+    /// ACK (which may open a connection or reuse a closing one) always goes there. TUN
+    /// encapsulates with the general path's code, from the parse's view of the frame.
+    #[inline(always)]
+    fn fast_v4(&mut self, now: Instant, buf: &mut [u8], frame: Range<usize>) -> Option<Verdict> {
+        let f = buf.get_mut(frame.clone())?;
+        let t = wire::info::fast_v4_tuple(f)?;
+        let (proto, flags) = if t.tcp {
+            let flags = TcpFlags(t.tcp_flags);
+            if flags.syn() && !flags.ack() {
+                return None;
+            }
+            (Proto::Tcp, flags)
+        } else {
+            (Proto::Udp, TcpFlags::default())
+        };
+        let flow = Flow {
+            proto,
+            sport: t.sport,
+            dport: t.dport,
+            tcp_flags: flags,
+        };
+        let (src, dst) = (Ipv4Addr::from(t.src), Ipv4Addr::from(t.dst));
+        let Director {
+            tables,
+            dests,
+            meta,
+            cfg,
+            services,
+            totals,
+            ..
+        } = self;
+        let table = &mut tables.v4;
+        let bytes = usize::from(t.total_len);
+        if let Some(id) = table.lookup_in(proto, src, t.sport, dst, t.dport) {
+            let mut e = table.entry_mut(id)?;
+            let dir = match e.method {
+                Method::Masq | Method::FullNat => Direction::Input,
+                Method::DirectRoute | Method::Tunnel => Direction::InputOnly,
+            };
+            if e.expires <= now || dest_gone(dests, meta, e.dest) {
+                return None;
+            }
+            let (state, cflags, expires) = Self::next_state(cfg, dests, &e, now, dir, &flow);
+            e.set_state(state);
+            e.set_flags(cflags);
+            e.set_expires(expires);
+            let (method, daddr, dport) = (e.method, e.daddr, e.dport);
+            let (laddr, lport) = (e.laddr, e.lport);
+            count_in_place(totals, meta, services, e.service, e.dest, bytes, true);
+            if method == Method::Tunnel {
+                // Encapsulation, with the general path's code and the parse's view.
+                let c = *e;
+                return Some(self.tunnel::<Ipv4Addr>(c, buf, frame, &t.info()));
+            }
+            let real = Some((daddr.octets(), dport));
+            let ok = match method {
+                Method::Masq => fwd::rewrite_v4_fixed(f, t.tcp, (t.sport, t.dport), None, real),
+                Method::FullNat => fwd::rewrite_v4_fixed(
+                    f,
+                    t.tcp,
+                    (t.sport, t.dport),
+                    Some((laddr.octets(), lport)),
+                    real,
+                ),
+                _ => true,
+            };
+            return Some(if ok {
+                Verdict::Forward {
+                    frame,
+                    next_hop: IpAddr::V4(daddr),
+                }
+            } else {
+                self.drop(DropReason::RewriteFailed)
+            });
+        }
+        let id = table.lookup_out(proto, src, t.sport, dst, t.dport)?;
+        let mut e = table.entry_mut(id)?;
+        if !matches!(e.method, Method::Masq | Method::FullNat)
+            || e.expires <= now
+            || dest_gone(dests, meta, e.dest)
+        {
+            return None;
+        }
+        let (state, cflags, expires) =
+            Self::next_state(cfg, dests, &e, now, Direction::Output, &flow);
+        e.set_state(state);
+        e.set_flags(cflags);
+        e.set_expires(expires);
+        let (method, vaddr, vport) = (e.method, e.vaddr, e.vport);
+        let (caddr, cport) = (e.caddr, e.cport);
+        count_in_place(totals, meta, services, e.service, e.dest, bytes, false);
+        let virt = Some((vaddr.octets(), vport));
+        let client = match method {
+            Method::FullNat => Some((caddr.octets(), cport)),
+            _ => None,
+        };
+        let ok = fwd::rewrite_v4_fixed(f, t.tcp, (t.sport, t.dport), virt, client);
+        Some(if ok {
+            Verdict::Forward {
+                frame,
+                next_hop: IpAddr::V4(caddr),
+            }
+        } else {
+            self.drop(DropReason::RewriteFailed)
+        })
     }
 
     fn process_af<A: Family>(
@@ -1396,25 +1531,15 @@ impl<'a, const D: usize> Director<'a, D> {
     }
 
     fn count(&mut self, svc: u16, dest: DestId, bytes: usize, inbound: bool) {
-        let add = |c: &mut Counters| {
-            if inbound {
-                c.add_in(bytes)
-            } else {
-                c.add_out(bytes)
-            }
-        };
-        add(&mut self.totals);
-        let Some(m) = self.meta.get_mut(dest as usize) else {
-            return;
-        };
-        add(&mut m.stats);
-        // A connection of a deleted service counts for no service (its slot may hold
-        // another one now).
-        if m.service == svc
-            && let Some(Some(s)) = self.services.get_mut(svc as usize)
-        {
-            add(&mut s.stats);
-        }
+        count_in_place(
+            &mut self.totals,
+            self.meta,
+            self.services,
+            svc,
+            dest,
+            bytes,
+            inbound,
+        );
     }
 
     /// Forwards a client-side packet of connection `id` to its real server.
@@ -1970,6 +2095,40 @@ impl<'a, const D: usize> Director<'a, D> {
             }
         }
         Ok(())
+    }
+}
+
+/// Counts a packet of `bytes` bytes of a connection of service slot `svc` and real
+/// server slot `dest`: in the totals, at the real server, and at the service while the
+/// real server still belongs to it.
+#[inline(always)]
+fn count_in_place<const D: usize>(
+    totals: &mut Counters,
+    meta: &mut [DestMeta],
+    services: &mut [Option<Service<'_, D>>],
+    svc: u16,
+    dest: DestId,
+    bytes: usize,
+    inbound: bool,
+) {
+    let add = |c: &mut Counters| {
+        if inbound {
+            c.add_in(bytes)
+        } else {
+            c.add_out(bytes)
+        }
+    };
+    add(totals);
+    let Some(m) = meta.get_mut(dest as usize) else {
+        return;
+    };
+    add(&mut m.stats);
+    // A connection of a deleted service counts for no service (its slot may hold
+    // another one now).
+    if m.service == svc
+        && let Some(Some(s)) = services.get_mut(svc as usize)
+    {
+        add(&mut s.stats);
     }
 }
 

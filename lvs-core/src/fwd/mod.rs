@@ -358,6 +358,65 @@ fn fix_l4<const AT: usize, const UDP: bool>(
     put16(seg, AT, if UDP && c == 0 { 0xffff } else { c });
 }
 
+/// [`rewrite_tuple`] for a frame the parse fast path accepted: untagged Ethernet, a
+/// 20-byte IPv4 header at 14, a TCP (`tcp`) or UDP header at 34 whose checksum lies
+/// inside the packet, with ports `old`. The same bytes as `rewrite_tuple` (the same
+/// terms in the same incremental sums), at constant offsets. `false`, with the frame
+/// untouched, if the frame is too short for the header fields (never after the fast
+/// parse).
+#[inline(always)]
+pub(crate) fn rewrite_v4_fixed(
+    frame: &mut [u8],
+    tcp: bool,
+    old: (u16, u16),
+    src: Option<([u8; 4], u16)>,
+    dst: Option<([u8; 4], u16)>,
+) -> bool {
+    const L4: usize = 34;
+    let Some((head, rest)) = frame.split_at_mut_checked(L4) else {
+        return false;
+    };
+    let Ok(head) = <&mut [u8; L4]>::try_from(head) else {
+        return false;
+    };
+    let at = if tcp { TCP_CSUM } else { UDP_CSUM };
+    let Some(seg) = rest.get_mut(..at + 2) else {
+        return false;
+    };
+    let mut d = Delta::ZERO;
+    if let Some((a, _)) = src {
+        let field = &mut head[14 + 12..14 + 16];
+        if let Ok(o) = <[u8; 4]>::try_from(&*field) {
+            d.add32(o, a);
+        }
+        field.copy_from_slice(&a);
+    }
+    if let Some((a, _)) = dst {
+        let field = &mut head[14 + 16..14 + 20];
+        if let Ok(o) = <[u8; 4]>::try_from(&*field) {
+            d.add32(o, a);
+        }
+        field.copy_from_slice(&a);
+    }
+    let c = d.apply(get16(head, 14 + 10));
+    put16(head, 14 + 10, c);
+    let c = get16(seg, at);
+    if let Some((_, p)) = src {
+        d.add16(old.0, p);
+        put16(seg, 0, p);
+    }
+    if let Some((_, p)) = dst {
+        d.add16(old.1, p);
+        put16(seg, 2, p);
+    }
+    if !tcp && c == 0 {
+        return true; // UDP over IPv4 without a checksum stays without (RFC 768)
+    }
+    let c = d.apply(c);
+    put16(seg, at, if !tcp && c == 0 { 0xffff } else { c });
+    true
+}
+
 /// Sets the Ethernet source and destination of a frame (the next hop, after routing).
 pub fn set_macs(frame: &mut [u8], src: EthernetAddress, dst: EthernetAddress) -> Result<(), Error> {
     let mut eth = EthernetFrame::new_checked(frame).map_err(|_| Error::Mismatch)?;

@@ -292,21 +292,36 @@ impl FrameInfo {
     }
 }
 
-/// The fields the fast path of [`FrameInfo::parse`] read, checked: the `FrameInfo` is
-/// built from them in place ([`FastV4::info`]).
-#[derive(Clone, Copy)]
-struct FastV4 {
-    src: [u8; 4],
-    dst: [u8; 4],
-    total_len: u16,
-    flags_frag: u16,
-    hop_limit: u8,
-    l4: L4Info,
+/// The fields the fast path of [`FrameInfo::parse`] reads, checked
+/// ([`fast_v4_tuple`]): a handful of scalars, from which the director's established-flow
+/// fast path works without building a [`FrameInfo`], and from which the `FrameInfo` of
+/// the parse fast path is built in place ([`FastV4::info`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FastV4 {
+    /// Source address, as in the header.
+    pub src: [u8; 4],
+    /// Destination address, as in the header.
+    pub dst: [u8; 4],
+    /// The IP total length (the packet ends at `14 + total_len`, within the frame).
+    pub total_len: u16,
+    /// Flags and fragment offset: only DF may be set.
+    pub flags_frag: u16,
+    /// TTL.
+    pub hop_limit: u8,
+    /// `true` for TCP, `false` for UDP.
+    pub tcp: bool,
+    /// The TCP flags byte (0 for UDP).
+    pub tcp_flags: u8,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
 }
 
 impl FastV4 {
+    /// The [`FrameInfo`] the full parse gives for the frame.
     #[inline(always)]
-    fn info(self) -> FrameInfo {
+    pub(crate) fn info(self) -> FrameInfo {
         FrameInfo {
             l3_offset: 14,
             vlan: None,
@@ -316,25 +331,44 @@ impl FastV4 {
                 dst: IpAddr::V4(core::net::Ipv4Addr::from(self.dst)),
                 header_len: 20,
                 total_len: usize::from(self.total_len),
-                protocol: match self.l4 {
-                    L4Info::Tcp { .. } => IpProtocol::Tcp,
-                    _ => IpProtocol::Udp,
+                protocol: if self.tcp {
+                    IpProtocol::Tcp
+                } else {
+                    IpProtocol::Udp
                 },
                 fragment: Fragment::Whole,
                 hop_limit: self.hop_limit,
                 dont_fragment: self.flags_frag & 0x4000 != 0,
             },
-            l4: self.l4,
+            l4: if self.tcp {
+                L4Info::Tcp {
+                    src_port: self.sport,
+                    dst_port: self.dport,
+                    flags: TcpFlags(self.tcp_flags),
+                }
+            } else {
+                L4Info::Udp {
+                    src_port: self.sport,
+                    dst_port: self.dport,
+                }
+            },
         }
     }
 }
 
-/// The fast path of [`FrameInfo::parse`]: an untagged Ethernet frame carrying IPv4
-/// with a 20-byte header (checksum verified), not a fragment, with a TCP or UDP header
-/// that checks. `None` for anything else, including every error: the full parse then
-/// decides it, so the fast path never gives a verdict of its own.
+/// The fast path of [`FrameInfo::parse`].
 #[inline(always)]
 fn fast_v4(frame: &[u8]) -> Option<FastV4> {
+    fast_v4_tuple(frame)
+}
+
+/// The fast path's checks: an untagged Ethernet frame carrying IPv4 with a 20-byte
+/// header (checksum verified), not a fragment, with a TCP or UDP header that checks.
+/// `None` for anything else, including every error: the full parse then decides it, so
+/// the fast path never gives a verdict of its own. When it is `Some`, the full parse
+/// gives the same fields ([`FastV4::info`]; a proptest checks it).
+#[inline(always)]
+pub(crate) fn fast_v4_tuple(frame: &[u8]) -> Option<FastV4> {
     const ETH: usize = 14;
     // Ethernet, IPv4 and 8 bytes of L4: the least a UDP packet needs.
     let f: &[u8; ETH + 20 + 8] = frame.first_chunk()?;
@@ -349,8 +383,10 @@ fn fast_v4(frame: &[u8]) -> Option<FastV4> {
     if flags_frag & 0x3fff != 0 || ETH + usize::from(total_len) > frame.len() {
         return None;
     }
-    // The header checksum: five 32-bit words, folded.
-    let w = |o: usize| u64::from(u32::from_be_bytes([f[o], f[o + 1], f[o + 2], f[o + 3]]));
+    // The header checksum: five 32-bit words, folded. Read little-endian (no byte
+    // swaps): a ones' complement sum of byte-swapped words is the byte-swapped sum, and
+    // 0xffff, the sum of a valid header, is its own swap.
+    let w = |o: usize| u64::from(u32::from_le_bytes([f[o], f[o + 1], f[o + 2], f[o + 3]]));
     let acc = w(14) + w(18) + w(22) + w(26) + w(30);
     let acc = (acc & 0xffff_ffff) + (acc >> 32); // < 2^32 + 5
     let acc = (acc & 0xffff_ffff) + (acc >> 32); // < 2^32
@@ -360,19 +396,15 @@ fn fast_v4(frame: &[u8]) -> Option<FastV4> {
         return None;
     }
     let l4_len = usize::from(total_len).checked_sub(20)?;
-    let l4 = match f[23] {
+    let (tcp, tcp_flags) = match f[23] {
         6 => {
             // TCP: a 20-byte header at least, its data offset within the packet.
-            let t: &[u8; 20] = frame.get(ETH + 20..ETH + 40)?.try_into().ok()?;
-            let hl = usize::from(t[12] >> 4) * 4;
+            let t: &[u8; ETH + 40] = frame.first_chunk()?;
+            let hl = usize::from(t[ETH + 20 + 12] >> 4) * 4;
             if l4_len < 20 || hl < 20 || hl > l4_len {
                 return None;
             }
-            L4Info::Tcp {
-                src_port: be16(34),
-                dst_port: be16(36),
-                flags: TcpFlags(t[13]),
-            }
+            (true, t[ETH + 20 + 13])
         }
         17 => {
             // UDP: its length field between 8 and the packet's L4 bytes.
@@ -380,10 +412,7 @@ fn fast_v4(frame: &[u8]) -> Option<FastV4> {
             if l4_len < 8 || ul < 8 || ul > l4_len {
                 return None;
             }
-            L4Info::Udp {
-                src_port: be16(34),
-                dst_port: be16(36),
-            }
+            (false, 0)
         }
         _ => return None,
     };
@@ -393,7 +422,10 @@ fn fast_v4(frame: &[u8]) -> Option<FastV4> {
         total_len,
         flags_frag,
         hop_limit: f[22],
-        l4,
+        tcp,
+        tcp_flags,
+        sport: be16(34),
+        dport: be16(36),
     })
 }
 

@@ -21,7 +21,7 @@
 pub mod ethernet;
 pub mod icmpv4;
 pub mod icmpv6;
-mod info;
+pub(crate) mod info;
 pub mod ip;
 pub mod ipip;
 pub mod ipv4;

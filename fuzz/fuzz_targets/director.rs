@@ -8,6 +8,11 @@
 //! untouched: DR), a `Reply` to the sender. `Local` leaves the buffer untouched.
 //! Nothing panics.
 //!
+//! Every input runs twice, with the established-flow fast path of `process` on and off
+//! (`Director::set_fast_path`): after every operation the two runs must agree on the
+//! verdict, the buffer, the counters, the real servers and services, and both
+//! connection tables.
+//!
 //! The director and its storage are rebuilt for every input (a few tens of kilobytes of
 //! memset), so an input replays the same way alone or inside a campaign.
 //!
@@ -632,7 +637,12 @@ fn conn_packet<const D: usize>(r: &mut Reader, d: &Director<'_, D>) -> Option<(V
 /// Processes `frame` with the rx byte: bits 0-1 the fwmark (0, 1, 2, 0), bits 2-3 the
 /// headroom (0, 20, 40, 64), bits 4-5 the tailroom (the same), bit 6 the interface,
 /// bit 7 a frame range past the buffer's end.
-fn process<const D: usize>(d: &mut Director<'_, D>, now: Instant, frame: &[u8], rxb: u8) {
+fn process<const D: usize>(
+    d: &mut Director<'_, D>,
+    now: Instant,
+    frame: &[u8],
+    rxb: u8,
+) -> String {
     const ROOM: [usize; 4] = [0, 20, 40, 64];
     let head = ROOM[usize::from(rxb >> 2) & 3];
     let tail = ROOM[usize::from(rxb >> 4) & 3];
@@ -704,6 +714,29 @@ fn process<const D: usize>(d: &mut Director<'_, D>, now: Instant, frame: &[u8], 
         Verdict::Local => assert!(buf == original, "Local: the frame was changed"),
         Verdict::Drop(_) => {}
     }
+    format!("{verdict:?} {buf:?}")
+}
+
+/// What the runs with and without the fast path must agree on after an operation.
+fn digest<const D: usize>(d: &Director<'_, D>, out: &str) -> u64 {
+    use std::fmt::Write as _;
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut s = format!("{out}\n{:?} {:?}\n", d.drops(), d.totals());
+    for (i, svc) in d.services() {
+        let _ = writeln!(s, "{i} {:?} {:?}", svc.stats(), svc.members());
+    }
+    for id in 0..DESTS as u16 {
+        let _ = writeln!(s, "{id} {:?}", d.dest(id));
+    }
+    for (id, c) in d.conns_v4().iter() {
+        let _ = writeln!(s, "{id} {c:?}");
+    }
+    for (id, c) in d.conns_v6().iter() {
+        let _ = writeln!(s, "{id} {c:?}");
+    }
+    let mut h = DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
 }
 
 /// What the director's listings must agree on besides `check_invariants`.
@@ -723,7 +756,8 @@ fn check<const D: usize>(d: &Director<'_, D>) {
     assert!(d.conns_v4().len() <= CONNS && d.conns_v6().len() <= CONNS);
 }
 
-fn run(data: &[u8]) {
+fn run(data: &[u8], fast: bool) -> Vec<u64> {
+    let mut transcript = Vec::new();
     let mut r = Reader { d: data, i: 0 };
     let mut cfg = Config::default();
     switches(&mut cfg, r.u8());
@@ -781,12 +815,14 @@ fn run(data: &[u8]) {
             v6: ConnTable::new(&mut e6, &mut i6, &mut o6, seed).expect("v6 table"),
         },
     );
+    d.set_fast_path(fast);
     check(&d);
 
     let mut ops = 0;
     while !r.is_empty() && ops < MAX_OPS {
         ops += 1;
         let op = r.u8() % 16;
+        let mut out = String::new();
         match op {
             0 => {
                 let spec = service_spec(&mut r);
@@ -861,12 +897,12 @@ fn run(data: &[u8]) {
             12 => {
                 let (f, rx) = free_packet(&mut r);
                 trace!("packet ({} bytes, rx {rx:#04x})", f.len());
-                process(&mut d, now, &f, rx);
+                out = process(&mut d, now, &f, rx);
             }
             13 => {
                 if let Some((f, rx)) = conn_packet(&mut r, &d) {
                     trace!("conn packet ({} bytes, rx {rx:#04x})", f.len());
-                    process(&mut d, now, &f, rx);
+                    out = process(&mut d, now, &f, rx);
                 }
             }
             14 => {
@@ -874,7 +910,7 @@ fn run(data: &[u8]) {
                 let len = usize::from(u16::from_be_bytes([r.u8(), r.u8()])) % 2048;
                 let f = r.rest(len).to_vec();
                 trace!("raw frame ({} bytes)", f.len());
-                process(&mut d, now, &f, rx);
+                out = process(&mut d, now, &f, rx);
             }
             _ => {
                 let budget = usize::from(r.u8());
@@ -883,7 +919,16 @@ fn run(data: &[u8]) {
             }
         }
         check(&d);
+        transcript.push(digest(&d, &out));
     }
+    transcript
 }
 
-fuzz_target!(|data: &[u8]| run(data));
+fuzz_target!(|data: &[u8]| {
+    let fast = run(data, true);
+    let general = run(data, false);
+    if let Some(i) = (0..fast.len()).find(|&i| fast.get(i) != general.get(i)) {
+        panic!("operation {i}: the fast path and the general path disagree (LVS_FUZZ_TRACE=1)");
+    }
+    assert_eq!(fast.len(), general.len());
+});

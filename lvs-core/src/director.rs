@@ -1057,6 +1057,17 @@ impl<'a, const D: usize> Director<'a, D> {
         (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
     }
 
+    /// The expiry sweep of `process` when the clock moved by `elapsed` ms.
+    #[inline(never)]
+    fn tick(&mut self, now: Instant, elapsed: u64) {
+        self.last_sweep = now;
+        let budget = self
+            .cfg
+            .sweep_budget
+            .saturating_mul(elapsed.min(16) as usize);
+        self.maintain(now, budget);
+    }
+
     /// Processes one received frame, `buf[frame]`; `buf` may have headroom before the
     /// frame and tailroom after it (TUN encapsulation uses them). Never panics, never
     /// allocates.
@@ -1072,18 +1083,27 @@ impl<'a, const D: usize> Director<'a, D> {
         // examines the same number of entries a second as an idle one.
         let elapsed = now.saturating_since(self.last_sweep).total_millis();
         if elapsed > 0 {
-            self.last_sweep = now;
-            let budget = self
-                .cfg
-                .sweep_budget
-                .saturating_mul(elapsed.min(16) as usize);
-            self.maintain(now, budget);
+            self.tick(now, elapsed);
         }
         if self.fast_path
             && let Some(v) = self.fast_v4(now, buf, frame.clone())
         {
             return v;
         }
+        self.process_general(now, rx, buf, frame)
+    }
+
+    /// [`Director::process`] after the expiry tick, without the fast path: every frame.
+    /// Out of line, so that its stack frame and saved registers are not paid by the
+    /// packets the fast path forwards.
+    #[inline(never)]
+    fn process_general(
+        &mut self,
+        now: Instant,
+        rx: Rx,
+        buf: &mut [u8],
+        frame: Range<usize>,
+    ) -> Verdict {
         let Some(f) = buf.get(frame.clone()) else {
             return self.drop(DropReason::Truncated);
         };

@@ -771,12 +771,8 @@ impl<'a, const D: usize> Adapter<'a, D> {
         let stats = &mut self.stats;
         self.hold.release(ip, |port, f| {
             f[..6].copy_from_slice(&mac.0);
-            match devs.get_mut(port).and_then(|d| d.transmit(now)) {
-                Some(tx) => {
-                    tx.consume(f.len(), |b| b.copy_from_slice(f));
-                    stats.forwarded += 1;
-                }
-                None => stats.tx_busy += 1,
+            if send(devs, now, port, stats, f.len(), |b| b.copy_from_slice(f)) {
+                stats.forwarded += 1;
             }
         });
     }
@@ -812,16 +808,7 @@ impl<'a, const D: usize> Adapter<'a, D> {
         len: usize,
         build: impl FnOnce(&mut [u8]),
     ) -> bool {
-        match devs.get_mut(port).and_then(|d| d.transmit(now)) {
-            Some(tx) => {
-                tx.consume(len, build);
-                true
-            }
-            None => {
-                self.stats.tx_busy += 1;
-                false
-            }
-        }
+        send(devs, now, port, &mut self.stats, len, build)
     }
 
     /// Sends `scratch[frame]` out of `devs[port]`.
@@ -835,15 +822,30 @@ impl<'a, const D: usize> Adapter<'a, D> {
         let Some(bytes) = self.scratch.get(frame) else {
             return false;
         };
-        match devs.get_mut(port).and_then(|d| d.transmit(now)) {
-            Some(tx) => {
-                tx.consume(bytes.len(), |b| b.copy_from_slice(bytes));
-                true
-            }
-            None => {
-                self.stats.tx_busy += 1;
-                false
-            }
+        send(devs, now, port, &mut self.stats, bytes.len(), |b| {
+            b.copy_from_slice(bytes)
+        })
+    }
+}
+
+/// Writes a frame of `len` bytes with `build` into `devs[port]`'s transmit buffer; a
+/// device without a transmit token counts a busy drop.
+fn send<Dev: Device>(
+    devs: &mut [Dev],
+    now: Instant,
+    port: usize,
+    stats: &mut AdapterStats,
+    len: usize,
+    build: impl FnOnce(&mut [u8]),
+) -> bool {
+    match devs.get_mut(port).and_then(|d| d.transmit(now)) {
+        Some(tx) => {
+            tx.consume(len, build);
+            true
+        }
+        None => {
+            stats.tx_busy += 1;
+            false
         }
     }
 }

@@ -64,6 +64,18 @@ impl Neighbour {
         next_probe: 0,
     };
 
+    fn reachable(ip: IpAddress, mac: EthernetAddress, port: usize, now: i64) -> Neighbour {
+        Neighbour {
+            state: NeighbourState::Reachable,
+            ip,
+            mac,
+            port: port as u8,
+            probes: 0,
+            at: now,
+            next_probe: now,
+        }
+    }
+
     /// Its address.
     pub fn ip(&self) -> IpAddress {
         self.ip
@@ -198,15 +210,7 @@ impl<'a> Cache<'a> {
                 return false;
             }
             let was_pending = s.state == NeighbourState::Incomplete;
-            *s = Neighbour {
-                state: NeighbourState::Reachable,
-                ip,
-                mac,
-                port: port as u8,
-                probes: 0,
-                at: now,
-                next_probe: now,
-            };
+            *s = Neighbour::reachable(ip, mac, port, now);
             return was_pending;
         }
         if create
@@ -214,15 +218,7 @@ impl<'a> Cache<'a> {
                 .window(&ip)
                 .find(|&i| self.slots[i].state == NeighbourState::Empty)
         {
-            self.slots[i] = Neighbour {
-                state: NeighbourState::Reachable,
-                ip,
-                mac,
-                port: port as u8,
-                probes: 0,
-                at: now,
-                next_probe: now,
-            };
+            self.slots[i] = Neighbour::reachable(ip, mac, port, now);
         }
         false
     }

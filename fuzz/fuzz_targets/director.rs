@@ -637,12 +637,7 @@ fn conn_packet<const D: usize>(r: &mut Reader, d: &Director<'_, D>) -> Option<(V
 /// Processes `frame` with the rx byte: bits 0-1 the fwmark (0, 1, 2, 0), bits 2-3 the
 /// headroom (0, 20, 40, 64), bits 4-5 the tailroom (the same), bit 6 the interface,
 /// bit 7 a frame range past the buffer's end.
-fn process<const D: usize>(
-    d: &mut Director<'_, D>,
-    now: Instant,
-    frame: &[u8],
-    rxb: u8,
-) -> String {
+fn process<const D: usize>(d: &mut Director<'_, D>, now: Instant, frame: &[u8], rxb: u8) -> String {
     const ROOM: [usize; 4] = [0, 20, 40, 64];
     let head = ROOM[usize::from(rxb >> 2) & 3];
     let tail = ROOM[usize::from(rxb >> 4) & 3];

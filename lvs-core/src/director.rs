@@ -43,7 +43,7 @@ use crate::sched::{
 };
 use crate::service::{DestId, Method, RealServer};
 use crate::stats::{Counters, DropCounters, DropReason, Estimator, Rates};
-use crate::time::{Duration, Instant};
+use crate::time::{Deadline, Duration, Instant};
 use crate::wire::{self, Fragment, FrameInfo, IpVersion, L4Info, TcpFlags};
 
 /// The ICMP error types a director translates for a connection: destination
@@ -513,6 +513,8 @@ pub struct Director<'a, const D: usize = 64> {
     est: Estimator,
     last_tick: Instant,
     last_sweep: Instant,
+    /// The latest clock `maintain` saw (the 32-bit deadlines' reference).
+    last_seen: Instant,
     rng: u64,
     next_laddr: usize,
     tun_ident: u16,
@@ -594,6 +596,7 @@ impl<'a, const D: usize> Director<'a, D> {
             totals,
             last_tick: now,
             last_sweep: now,
+            last_seen: now,
             rng: cfg.seed | 1,
             next_laddr: 0,
             tun_ident: (cfg.seed >> 17) as u16,
@@ -1008,6 +1011,13 @@ impl<'a, const D: usize> Director<'a, D> {
     /// Expires connections and ticks the estimators; `process` calls it, and a caller
     /// with idle periods may call it with a larger budget.
     pub fn maintain(&mut self, now: Instant, budget: usize) {
+        // Connection deadlines are 32-bit (`Deadline`): comparable with the clock only
+        // within 24.8 days. Every deadline was set at most 12.4 days ahead of a clock
+        // this director saw, so after a longer silence they have all passed: expire
+        // them all. And a sweep that has not finished a lap in 6.2 days (a big table
+        // swept by a small budget on rare calls) finishes it now.
+        let jumped = now.saturating_since(self.last_seen) >= Deadline::MAX_AHEAD;
+        self.last_seen = self.last_seen.max(now);
         let Director {
             tables,
             dests,
@@ -1018,12 +1028,22 @@ impl<'a, const D: usize> Director<'a, D> {
         let mut on_expire_v4 =
             |_: ConnId, c: &mut Conn<Ipv4Addr>| expire_one(dests, meta, c, now, t);
         if !tables.v4.is_empty() {
-            tables.v4.sweep(now, budget, &mut on_expire_v4);
+            if jumped {
+                tables.v4.sweep_all(now, &mut on_expire_v4);
+            }
+            let lap = tables.v4.lap_overdue(now);
+            let b = if lap { tables.v4.capacity() } else { budget };
+            tables.v4.sweep(now, b, &mut on_expire_v4);
         }
         let mut on_expire_v6 =
             |_: ConnId, c: &mut Conn<Ipv6Addr>| expire_one(dests, meta, c, now, t);
         if !tables.v6.is_empty() {
-            tables.v6.sweep(now, budget, &mut on_expire_v6);
+            if jumped {
+                tables.v6.sweep_all(now, &mut on_expire_v6);
+            }
+            let lap = tables.v6.lap_overdue(now);
+            let b = if lap { tables.v6.capacity() } else { budget };
+            tables.v6.sweep(now, b, &mut on_expire_v6);
         }
         if now.saturating_since(self.last_tick) >= crate::stats::Estimator::PERIOD {
             self.last_tick = now;
@@ -1446,7 +1466,7 @@ impl<'a, const D: usize> Director<'a, D> {
         now: Instant,
         dir: Direction,
         flow: &Flow,
-    ) -> (u8, ConnFlags, Instant) {
+    ) -> (u8, ConnFlags, Deadline) {
         match c.proto {
             Proto::Tcp => {
                 let old = TcpState::from_u8(c.state).unwrap_or(TcpState::None);
@@ -1459,9 +1479,13 @@ impl<'a, const D: usize> Director<'a, D> {
                 if let Some(Some(d)) = dests.get_mut(c.dest as usize) {
                     d.update_overload();
                 }
-                (new as u8, flags, now + cfg.timeouts.tcp(new))
+                (
+                    new as u8,
+                    flags,
+                    Deadline::after(now, cfg.timeouts.tcp(new)),
+                )
             }
-            Proto::Udp => (0, c.flags, now + cfg.timeouts.udp()),
+            Proto::Udp => (0, c.flags, Deadline::after(now, cfg.timeouts.udp())),
         }
     }
 
@@ -1847,7 +1871,8 @@ impl<'a, const D: usize> Director<'a, D> {
                 if usable {
                     dest = Some(t.dest);
                     control = tid;
-                    A::table(&mut self.tables).update(tid, |d| d.expires = now + p.timeout);
+                    A::table(&mut self.tables)
+                        .update(tid, |d| d.expires = Deadline::after(now, p.timeout));
                 } else if t.n_control > 0 {
                     stale = Some(t);
                     control = tid;
@@ -1889,7 +1914,7 @@ impl<'a, const D: usize> Director<'a, D> {
                         A::table(tables).update(control, |x| {
                             x.dest = d;
                             x.method = server.method;
-                            x.expires = now + p.timeout;
+                            x.expires = Deadline::after(now, p.timeout);
                         });
                         unbind(dests, meta, &t);
                         if let Some(Some(ds)) = dests.get_mut(d as usize) {
@@ -1909,7 +1934,7 @@ impl<'a, const D: usize> Director<'a, D> {
                         t.laddr = t.caddr;
                         t.service = svc_idx as u16;
                         t.dest = d;
-                        t.expires = now + p.timeout;
+                        t.expires = Deadline::after(now, p.timeout);
                         control = self.insert_conn::<A>(now, t, &Hints::new())?;
                         if let Some(Some(ds)) = self.dests.get_mut(d as usize) {
                             ds.persist_conns = ds.persist_conns.saturating_add(1);
@@ -1942,7 +1967,7 @@ impl<'a, const D: usize> Director<'a, D> {
         c.dest = dest;
         c.control = control;
         c.state = TcpState::None as u8;
-        c.expires = now + self.cfg.timeouts.tcp(TcpState::None);
+        c.expires = Deadline::after(now, self.cfg.timeouts.tcp(TcpState::None));
         match server.method {
             Method::Masq | Method::FullNat => {
                 // Tunnelled real servers may be of the other family; NAT ones are not.
@@ -2182,7 +2207,7 @@ fn expire_one<A: FlowAddr>(
     rearm: Duration,
 ) -> Expire {
     if c.n_control > 0 {
-        c.expires = now + rearm;
+        c.expires = Deadline::after(now, rearm);
         return Expire::Keep;
     }
     unbind(dests, meta, c);

@@ -25,9 +25,9 @@
 //! `baseline/established/...` is the limit the issue sets, on its own copy of the same
 //! frames in the same order: read the 4-tuple at fixed offsets (no validation), one
 //! SipHash-1-3 (`siphasher`, 128-bit key) over the same bytes the table hashes (key kind,
-//! protocol, address, port, address, port), fed as the table feeds them, one read of a 48-byte record at
+//! protocol, address, port, address, port), fed as the table feeds them, one read of a 44-byte record at
 //! `hash & (size - 1)` in an array of `size` records (the byte size of the table's
-//! entries, 48 bytes each), then the same `fwd` rewrite with the target read from that
+//! entries, 44 bytes each since the 32-bit deadline; 48 before), then the same `fwd` rewrite with the target read from that
 //! record (NAT, FULLNAT: `nat::*` / `fullnat::*`; TUN: `tun::encap`; DR: none, as
 //! `process` does none for DR: the caller sets the MACs). The records are filled from the
 //! director's connections; two keys that share a record get one of the two targets, so a
@@ -56,7 +56,7 @@
 //!   SYN evicts one (`find_victim`) before it is inserted.
 //!
 //! `baseline/new-conn/nat/room` is the limit: fixed-offset 4-tuple, one SipHash, one read
-//! and one 48-byte write of a record in a 1M-record array, `nat::inbound`.
+//! and one 44-byte write of a record in a 1M-record array, `nat::inbound`.
 //!
 //! ## Checks
 //! Before timing, every connection is ESTABLISHED and the table holds `size` of them.
@@ -666,7 +666,7 @@ fn lvs_bench_measure<S, R>(n: u64, s: &mut S, one: &mut impl FnMut(&mut S) -> R)
 
 // ------------------------------------------------------------------------- baseline
 
-/// A 48-byte record, the size of an IPv4 `Conn`: the inbound and outbound targets.
+/// A 44-byte record, the size of an IPv4 `Conn`: the inbound and outbound targets.
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
 struct Rec {
@@ -678,7 +678,7 @@ struct Rec {
     in_dport: u16,
     out_sport: u16,
     out_dport: u16,
-    _rest: [u64; 3],
+    _rest: [u32; 5],
 }
 
 const _: () = assert!(size_of::<Rec>() == size_of::<Conn<Ipv4Addr>>());
@@ -1267,7 +1267,7 @@ impl NewBase {
             out_src: dst,
             out_sport: dport,
             // Something of the slot's old content survives, as an insert reads it first.
-            _rest: [old._rest[0].wrapping_add(1), 0, 0],
+            _rest: [old._rest[0].wrapping_add(1), 0, 0, 0, 0],
             ..old
         };
         self.records[i] = rec;

@@ -25,7 +25,7 @@ use lvs_core::sched::mh::{MH_PRIMES, Mh};
 use lvs_core::sched::{SchedFlags, SchedKind};
 use lvs_core::service::{DestId, Method, RealServer};
 use lvs_core::stats::Counters;
-use lvs_core::time::{Duration, Instant};
+use lvs_core::time::{Deadline, Duration, Instant};
 use lvs_core::wire::IpVersion;
 use smoltcp::wire::{
     EthernetFrame, Icmpv4Packet, Icmpv6Packet, IpAddress, Ipv4Packet, Ipv6Packet, TcpPacket,
@@ -372,8 +372,8 @@ pub struct ConnView {
     pub controlled: bool,
     /// Entries it controls.
     pub n_control: u16,
-    /// When it expires.
-    pub expires: Instant,
+    /// When it expires (compares with an `Instant`).
+    pub expires: Deadline,
 }
 
 impl ConnView {

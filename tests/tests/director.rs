@@ -400,15 +400,16 @@ fn tcp_connection_lifecycle_every_method_and_family() {
             assert_eq!(h.d.drops().total(), 0, "{ctx}: no drops");
             // The last state's timeout, then the connection is gone.
             let last = h.flow(cip(v6), 40000);
-            h.maintain(Instant::from_millis(last.expires.total_millis() - 1));
+            let expires = last.expires.instant(now);
+            h.maintain(Instant::from_millis(expires.total_millis() - 1));
             assert!(
                 h.find_flow(cip(v6), 40000).is_some(),
                 "{ctx}: alive before expiry"
             );
-            h.maintain(last.expires);
+            h.maintain(expires);
             assert!(h.find_flow(cip(v6), 40000).is_none(), "{ctx}: expired");
             assert_eq!(h.counts(rs), (0, 0, 0), "{ctx}: counts after expiry");
-            assert!(now < last.expires);
+            assert!(now < expires);
         }
     }
 }
@@ -463,7 +464,7 @@ fn udp_flow_every_method_and_family() {
             assert_eq!(h.svc_stats(&key), want, "{ctx}: service counters");
             assert_eq!(h.dest_stats(rs), want, "{ctx}: real server counters");
             let conn = h.flow(cip(v6), 5353);
-            h.maintain(conn.expires);
+            h.maintain(conn.expires.instant(secs(1)));
             assert!(h.flows().is_empty(), "{ctx}: expired after the UDP timeout");
             assert_eq!(h.counts(rs), (0, 0, 0), "{ctx}");
         }
@@ -2253,4 +2254,30 @@ fn rates_follow_steady_traffic() {
     assert!((4..=6).contains(&d.cps), "{d:?}");
     h.d.zero(None).unwrap();
     assert_eq!(h.d.rates().cps, 0);
+}
+
+/// Connection deadlines are 32-bit milliseconds (`Deadline`). A clock that jumps further
+/// than they can be compared over (here 30 days, past the 24.8-day wrap, where a stale
+/// deadline would read as 5.2 days ahead) expires every connection instead of bringing
+/// them back; a jump within the range leaves the comparison exact.
+#[test]
+fn clock_jumps_past_the_deadline_wrap_expire_connections() {
+    for (days, v6) in [(30u64, false), (30, true), (20, false)] {
+        let (mut h, _, _) = setup(v6, "rr", "-m", 2);
+        let f = client(v6, cip(v6), 41000);
+        let (v, _) = h.step(secs(1), &frames::tcp(&f, SYN, &[]));
+        assert!(matches!(v, Verdict::Forward { .. }));
+        let (v, _) = h.step(secs(2), &frames::tcp(&f, ACK, &[]));
+        assert!(matches!(v, Verdict::Forward { .. }));
+        assert_eq!(h.flows().len(), 1);
+        // Only a packet of the same flow after the jump: its own lookup must not find the
+        // connection alive.
+        let later = secs(2 + days * 86_400);
+        let (v, _) = h.step(later, &frames::tcp(&f, ACK, b"late"));
+        assert!(
+            !matches!(v, Verdict::Forward { .. }),
+            "{days} days later (v6 {v6}): a plain ACK must not be forwarded: {v:?}"
+        );
+        assert!(h.flows().is_empty(), "{days} days: the connection expired");
+    }
 }

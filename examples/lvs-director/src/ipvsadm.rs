@@ -2311,7 +2311,7 @@ fn conn_line<A: FlowAddr, const D: usize>(
             Proto::Tcp => TcpState::from_u8(c.state).map_or("ERR!", TcpState::name),
         }
     };
-    let secs = c.expires.saturating_since(now).secs();
+    let secs = c.expires.remaining(now).secs();
     let expire = format!("{:02}:{:02}", secs / 60, secs % 60);
     // A tunnel to a real server of the other family keeps the virtual address in the
     // table: its slot has the real one.

@@ -86,11 +86,12 @@
 //!
 //! | family | `Conn` | in index | out index | total per entry |
 //! |---|---|---|---|---|
-//! | IPv4 | 48 bytes | 8 bytes | 8 bytes | **64 bytes** |
-//! | IPv6 | 96 bytes | 8 bytes | 8 bytes | **112 bytes** |
+//! | IPv4 | 44 bytes | 8 bytes | 8 bytes | **60 bytes** |
+//! | IPv6 | 92 bytes | 8 bytes | 8 bytes | **108 bytes** |
 //!
 //! (When the capacity is not a power of two, [`index_len_for`] rounds the index up.)
-//! One million IPv4 connections take 64 MiB.
+//! One million IPv4 connections take 60 MiB; 4,096 take 240 KiB. The expiry is a 32-bit
+//! [`Deadline`] (4 bytes, not 8): see its docs for how the director keeps it comparable.
 
 use core::fmt;
 use core::hash::Hasher;
@@ -101,7 +102,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use siphasher::sip::SipHasher13;
 
 use crate::service::{DestId, Method};
-use crate::time::Instant;
+use crate::time::{Deadline, Instant};
 
 /// The longest probe: an entry sits at most `MAX_PROBE - 1` slots after its home slot.
 ///
@@ -317,7 +318,7 @@ impl BitAnd for ConnFlags {
 }
 
 /// One connection (or persistence template): the kernel's `ip_vs_conn`, reduced to what
-/// the data plane needs. 48 bytes for IPv4, 96 for IPv6.
+/// the data plane needs. 44 bytes for IPv4, 92 for IPv6.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Conn<A: FlowAddr> {
@@ -355,8 +356,8 @@ pub struct Conn<A: FlowAddr> {
     pub control: ConnId,
     /// How many live entries this one controls. Kept by the table.
     pub n_control: u16,
-    /// When it expires (the caller's clock).
-    pub expires: Instant,
+    /// When it expires (the caller's clock, in 32 bits: see [`Deadline`]).
+    pub expires: Deadline,
 }
 
 impl<A: FlowAddr> Conn<A> {
@@ -380,7 +381,7 @@ impl<A: FlowAddr> Conn<A> {
             dest: 0,
             control: NO_CONN,
             n_control: 0,
-            expires: Instant::ZERO,
+            expires: Deadline::ZERO,
         }
     }
 
@@ -432,7 +433,7 @@ pub struct ConnData {
     /// Real server index.
     pub dest: DestId,
     /// Expiry.
-    pub expires: Instant,
+    pub expires: Deadline,
 }
 
 impl ConnData {
@@ -853,7 +854,7 @@ impl<A: FlowAddr> EntryMut<'_, A> {
 
     /// Sets the expiry.
     #[inline]
-    pub fn set_expires(&mut self, expires: Instant) {
+    pub fn set_expires(&mut self, expires: Deadline) {
         self.c.expires = expires;
     }
 }
@@ -1005,6 +1006,9 @@ pub struct ConnTable<'a, A: FlowAddr> {
     free: ConnId,
     len: u32,
     sweep_cursor: u32,
+    /// When the sweep cursor last started a lap of the storage (see
+    /// [`ConnTable::lap_overdue`]).
+    lap_start: Instant,
     /// `find_victim` takes `&self`; an atomic (plain loads and stores) keeps the table
     /// `Sync`.
     victim_cursor: AtomicU32,
@@ -1057,6 +1061,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             free: NO_CONN,
             len: 0,
             sweep_cursor: 0,
+            lap_start: Instant::ZERO,
             victim_cursor: AtomicU32::new(0),
         };
         t.clear();
@@ -1397,6 +1402,36 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         &mut self,
         now: Instant,
         budget: usize,
+        on_expire: impl FnMut(ConnId, &mut Conn<A>) -> Expire,
+    ) -> usize {
+        self.sweep_from_cursor(now, budget, false, on_expire)
+    }
+
+    /// Treats every live entry as expired, once round the storage: for a clock that
+    /// jumped so far that the entries' 32-bit [`Deadline`]s can no longer be compared
+    /// with it (all of them are then past). Otherwise as [`ConnTable::sweep`].
+    pub fn sweep_all(
+        &mut self,
+        now: Instant,
+        on_expire: impl FnMut(ConnId, &mut Conn<A>) -> Expire,
+    ) -> usize {
+        let cap = self.entries.len();
+        self.sweep_from_cursor(now, cap, true, on_expire)
+    }
+
+    /// Whether the sweep cursor has been on its current lap for more than 2^29 ms
+    /// (6.2 days). A caller that sweeps a small budget rarely calls
+    /// `sweep(now, capacity, ..)` then, so that every entry is looked at well within the
+    /// 24.8 days a [`Deadline`] can be compared over.
+    pub fn lap_overdue(&self, now: Instant) -> bool {
+        now.saturating_since(self.lap_start).total_millis() > 1 << 29
+    }
+
+    fn sweep_from_cursor(
+        &mut self,
+        now: Instant,
+        budget: usize,
+        all: bool,
         mut on_expire: impl FnMut(ConnId, &mut Conn<A>) -> Expire,
     ) -> usize {
         let cap = self.entries.len();
@@ -1404,11 +1439,16 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         for _ in 0..budget.min(cap) {
             let id = self.sweep_cursor;
             let next = id as usize + 1;
-            self.sweep_cursor = if next < cap { next as u32 } else { 0 };
+            self.sweep_cursor = if next < cap {
+                next as u32
+            } else {
+                self.lap_start = now;
+                0
+            };
             let Some(c) = self.get(id).copied() else {
                 continue;
             };
-            if c.expires > now {
+            if !all && c.expires > now {
                 continue;
             }
             let mut seen = c;
@@ -1440,7 +1480,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         if i >= cap {
             i = 0;
         }
-        let mut best: Option<(ConnId, Instant)> = None;
+        let mut best: Option<(ConnId, Deadline)> = None;
         for _ in 0..budget.min(cap) {
             let id = i as ConnId;
             i = if i + 1 < cap { i + 1 } else { 0 };
@@ -1676,7 +1716,7 @@ mod test {
             dport: 8080,
             laddr: v4(c),
             lport: cport,
-            expires: Instant::from_secs(10),
+            expires: Deadline::at(Instant::from_secs(10)),
             ..Conn::empty()
         }
     }
@@ -1689,18 +1729,19 @@ mod test {
             vport: 80,
             daddr: Ipv4Addr::new(10, 0, 1, d),
             dport: 8080,
-            expires: Instant::from_secs(300),
+            expires: Deadline::at(Instant::from_secs(300)),
             ..Conn::empty()
         }
     }
 
     #[test]
     fn test_entry_sizes() {
-        assert!(core::mem::size_of::<Conn<Ipv4Addr>>() <= 48);
-        assert_eq!(core::mem::size_of::<Conn<Ipv4Addr>>(), 48);
-        assert_eq!(core::mem::size_of::<Conn<Ipv6Addr>>(), 96);
-        // Entry + two indexes at two 4-byte slots per entry.
-        assert_eq!(core::mem::size_of::<Conn<Ipv4Addr>>() + 2 * 2 * 4, 64);
+        assert_eq!(core::mem::size_of::<Conn<Ipv4Addr>>(), 44);
+        assert_eq!(core::mem::size_of::<Conn<Ipv6Addr>>(), 92);
+        // Entry + two indexes at two 4-byte slots per entry: a 4,096-connection IPv4
+        // table in 240 KiB.
+        assert_eq!(core::mem::size_of::<Conn<Ipv4Addr>>() + 2 * 2 * 4, 60);
+        assert!(4096 * (core::mem::size_of::<Conn<Ipv4Addr>>() + 2 * 2 * 4) < 256 * 1024);
         fn send_sync<T: Send + Sync>() {}
         send_sync::<ConnTable<'static, Ipv4Addr>>();
         send_sync::<ConnTable<'static, Ipv6Addr>>();
@@ -1830,10 +1871,10 @@ mod test {
         let mut e = t.entry_mut(a).unwrap();
         assert_eq!(e.cport, 1000);
         e.set_state(3);
-        e.set_expires(Instant::from_secs(77));
+        e.set_expires(Instant::from_secs(77).into());
         e.set_flags(ConnFlags::INACTIVE | ConnFlags::TEMPLATE);
         let g = *t.get(a).unwrap();
-        assert_eq!((g.state, g.expires), (3, Instant::from_secs(77)));
+        assert_eq!((g.state, g.expires), (3, Instant::from_secs(77).into()));
         assert_eq!(g.flags, ConnFlags::INACTIVE | ConnFlags::OUT_INDEXED);
         t.check();
         assert!(t.entry_mut(99).is_none());
@@ -1940,7 +1981,7 @@ mod test {
         });
         // (only the template: both flows expire at 10 s, but it at 300 s; make it expired)
         assert_eq!((n, calls), (0, 0));
-        t.update(tp, |d| d.expires = Instant::ZERO);
+        t.update(tp, |d| d.expires = Deadline::ZERO);
         let n = t.sweep(Instant::from_secs(5), 8, |id, _| {
             assert_eq!(id, tp);
             calls += 1;
@@ -1965,12 +2006,15 @@ mod test {
         let id = t.insert(nat(1, 1, 1)).unwrap();
         assert!(t.update(id, |d| {
             d.state = 3;
-            d.expires = Instant::from_secs(99);
+            d.expires = Instant::from_secs(99).into();
             d.dest = 7;
             d.flags = ConnFlags::INACTIVE | ConnFlags::TEMPLATE | ConnFlags::RESERVED;
         }));
         let c = t.get(id).unwrap();
-        assert_eq!((c.state, c.dest, c.expires), (3, 7, Instant::from_secs(99)));
+        assert_eq!(
+            (c.state, c.dest, c.expires),
+            (3, 7, Instant::from_secs(99).into())
+        );
         assert_eq!(c.flags, ConnFlags::INACTIVE | ConnFlags::OUT_INDEXED);
         assert!(!t.update(3, |_| {}));
         t.check();
@@ -1983,7 +2027,7 @@ mod test {
         let mut ids = Vec::new();
         for i in 0..6u8 {
             let mut c = nat(i, u16::from(i), i);
-            c.expires = Instant::from_secs(u64::from(i));
+            c.expires = Instant::from_secs(u64::from(i)).into();
             ids.push(t.insert(c).unwrap());
         }
         // At 3 s, entries 0..=3 are expired; keep the odd ones (re-armed), and try to
@@ -1992,7 +2036,7 @@ mod test {
         let removed = t.sweep(Instant::from_secs(3), 4, |id, c| {
             seen.push(id);
             if id % 2 == 1 {
-                c.expires = Instant::from_secs(100);
+                c.expires = Instant::from_secs(100).into();
                 c.cport = 9999;
                 Expire::Keep
             } else {
@@ -2032,7 +2076,7 @@ mod test {
         let mut t = s.table(SEED);
         for (i, secs, state) in [(0u8, 50u64, 1u8), (1, 30, 0), (2, 20, 1), (3, 40, 0)] {
             let mut c = nat(i, u16::from(i), i);
-            c.expires = Instant::from_secs(secs);
+            c.expires = Instant::from_secs(secs).into();
             c.state = state;
             t.insert(c).unwrap();
         }
@@ -2430,7 +2474,8 @@ mod test {
                     state,
                 } => {
                     let mut c = conn_of(&k, template, out);
-                    c.expires = now + crate::time::Duration::from_secs(u64::from(ttl % 32));
+                    c.expires =
+                        (now + crate::time::Duration::from_secs(u64::from(ttl % 32))).into();
                     c.state = state;
                     c.control = match control {
                         None => NO_CONN,
@@ -2517,7 +2562,7 @@ mod test {
                     let removed = t.sweep(now, budget, |id, c| {
                         calls.push((id, *c));
                         if keep & (1 << (id % 8)) != 0 {
-                            c.expires = now + crate::time::Duration::from_secs(5);
+                            c.expires = (now + crate::time::Duration::from_secs(5)).into();
                             c.cport ^= 0x5555; // ignored
                             c.n_control = 999; // ignored
                             Expire::Keep
@@ -2532,7 +2577,7 @@ mod test {
                         assert_eq!(m.get(&id), Some(&c), "stale callback view of {id}");
                         if keep & (1 << (id % 8)) != 0 {
                             m.get_mut(&id).unwrap().expires =
-                                now + crate::time::Duration::from_secs(5);
+                                (now + crate::time::Duration::from_secs(5)).into();
                         } else if c.n_control == 0 {
                             model_remove(&mut m, id);
                             n += 1;
@@ -2558,7 +2603,8 @@ mod test {
                     let id = pick(&m, p).unwrap_or(0);
                     let ok = t.update(id, |d| {
                         d.flags = ConnFlags(flags);
-                        d.expires = now + crate::time::Duration::from_secs(u64::from(ttl % 32));
+                        d.expires =
+                            (now + crate::time::Duration::from_secs(u64::from(ttl % 32))).into();
                         d.state = flags & 1;
                     });
                     assert_eq!(ok, m.contains_key(&id));
@@ -2566,7 +2612,8 @@ mod test {
                         c.flags = ConnFlags(flags)
                             .difference(ConnFlags::PROTECTED)
                             .union(c.flags & ConnFlags::PROTECTED);
-                        c.expires = now + crate::time::Duration::from_secs(u64::from(ttl % 32));
+                        c.expires =
+                            (now + crate::time::Duration::from_secs(u64::from(ttl % 32))).into();
                         c.state = flags & 1;
                     }
                 }

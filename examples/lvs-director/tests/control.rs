@@ -378,7 +378,11 @@ fn a_second_server_on_a_live_socket_is_refused_and_a_stale_one_replaced() {
     }
     let dir = TempDir::new("stale");
     let stale = dir.join("stale.sock");
-    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    // A socket file nobody listens on. Not a dropped UnixListener: another test thread
+    // forking a child (lvsadm) between its bind and its drop keeps a copy of the
+    // listening descriptor until that child execs, and a connect in that window would
+    // succeed. A datagram socket never accepts a stream connect, copies or not.
+    drop(std::os::unix::net::UnixDatagram::bind(&stale).unwrap());
     assert!(stale.exists());
     let s = Server::bind(&stale).unwrap();
     drop(s);

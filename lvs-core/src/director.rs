@@ -1313,7 +1313,7 @@ impl<'a, const D: usize> Director<'a, D> {
         {
             // The common case in one access to the entry; anything unusual (expired, a
             // removed real server, a SYN that may reuse a closing connection) below.
-            if let Some(v) = self.known_in::<A>(now, id, &flow, buf, frame.clone(), info) {
+            if let Some(v) = self.known::<A>(now, id, &flow, buf, frame.clone(), info, true) {
                 return v;
             }
             match self.existing_in::<A>(now, id, &flow) {
@@ -1325,7 +1325,7 @@ impl<'a, const D: usize> Director<'a, D> {
             table.lookup_out_with(&mut hints, flow.proto, src, flow.sport, dst, flow.dport)
         {
             // 2. A reply from a real server (NAT, FULLNAT).
-            if let Some(v) = self.known_out::<A>(now, id, &flow, buf, frame.clone(), info) {
+            if let Some(v) = self.known::<A>(now, id, &flow, buf, frame.clone(), info, false) {
                 return v;
             }
             return self.forward_out::<A>(now, id, &flow, buf, frame, info);
@@ -1489,12 +1489,14 @@ impl<'a, const D: usize> Director<'a, D> {
         }
     }
 
-    /// The common case of a client-side packet of a known connection, with one access
-    /// to its entry: alive, its real server there, and not a SYN that could reuse it
-    /// (those go through [`Director::existing_in`] and [`Director::forward_in`], which
-    /// decide the same for the rest). `None`, having changed nothing, otherwise.
+    /// The common case of a packet of a known connection, with one access to its entry:
+    /// alive, its real server there, and, from the client, not a SYN that could reuse it
+    /// (those go through [`Director::existing_in`] and [`Director::forward_in`]; replies
+    /// through [`Director::forward_out`], which decide the same for the rest). `None`,
+    /// having changed nothing, otherwise.
     #[inline(always)]
-    fn known_in<A: Family>(
+    #[allow(clippy::too_many_arguments)]
+    fn known<A: Family>(
         &mut self,
         now: Instant,
         id: ConnId,
@@ -1502,6 +1504,7 @@ impl<'a, const D: usize> Director<'a, D> {
         buf: &mut [u8],
         frame: Range<usize>,
         info: &FrameInfo,
+        from_client: bool,
     ) -> Option<Verdict> {
         let Director {
             tables,
@@ -1511,53 +1514,25 @@ impl<'a, const D: usize> Director<'a, D> {
             ..
         } = self;
         let mut e = A::table(tables).entry_mut(id)?;
-        let reuse = flow.tcp_flags.syn() && !flow.tcp_flags.ack();
+        let reuse = from_client && flow.tcp_flags.syn() && !flow.tcp_flags.ack();
         if e.expires <= now || reuse || dest_gone(dests, meta, e.dest) {
             return None;
         }
-        let dir = match e.method {
-            Method::DirectRoute | Method::Tunnel => Direction::InputOnly,
-            Method::Masq | Method::FullNat => Direction::Input,
+        let dir = match (from_client, e.method) {
+            (false, _) => Direction::Output,
+            (true, Method::DirectRoute | Method::Tunnel) => Direction::InputOnly,
+            (true, Method::Masq | Method::FullNat) => Direction::Input,
         };
         let (state, flags, expires) = Self::next_state(cfg, dests, &e, now, dir, flow);
         e.set_state(state);
         e.set_flags(flags);
         e.set_expires(expires);
         let c = *e;
-        Some(self.send_to_real_server(c, buf, frame, info, false))
-    }
-
-    /// The common case of a real server's reply of a known connection, with one access
-    /// to its entry: alive and its real server there ([`Director::forward_out`] decides
-    /// the rest). `None`, having changed nothing, otherwise.
-    #[inline(always)]
-    fn known_out<A: Family>(
-        &mut self,
-        now: Instant,
-        id: ConnId,
-        flow: &Flow,
-        buf: &mut [u8],
-        frame: Range<usize>,
-        info: &FrameInfo,
-    ) -> Option<Verdict> {
-        let Director {
-            tables,
-            dests,
-            meta,
-            cfg,
-            ..
-        } = self;
-        let mut e = A::table(tables).entry_mut(id)?;
-        if e.expires <= now || dest_gone(dests, meta, e.dest) {
-            return None;
-        }
-        let (state, flags, expires) =
-            Self::next_state(cfg, dests, &e, now, Direction::Output, flow);
-        e.set_state(state);
-        e.set_flags(flags);
-        e.set_expires(expires);
-        let c = *e;
-        Some(self.send_to_client(c, buf, frame, info, false))
+        Some(if from_client {
+            self.send_to_real_server(c, buf, frame, info, false)
+        } else {
+            self.send_to_client(c, buf, frame, info, false)
+        })
     }
 
     /// Advances the state of connection `id` for a packet in direction `dir`.

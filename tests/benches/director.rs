@@ -74,12 +74,15 @@
 //! `case <index> <name> <packets>`: `scripts/bench.sh` runs it under callgrind for
 //! instructions per packet. `LVS_BENCH_SIZES=1K,64K` limits the table sizes.
 
+#[path = "common/runner.rs"]
+mod runner;
+use runner::Runner;
+
 use std::hash::Hasher;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant as WallClock};
 
-use criterion::Criterion;
 use lvs_core::conn::state::TcpState;
 use lvs_core::conn::table::{Conn, ConnTable, Proto, index_len_for};
 use lvs_core::director::{
@@ -603,12 +606,6 @@ impl<'r, R, P: FnMut(&mut [u8]) -> R> Passes<'r, P> {
             self.calls += 1;
         }
     }
-}
-
-/// How the cases run: measured by criterion, or counted under callgrind.
-enum Runner {
-    Criterion(Box<Criterion>),
-    Count { n: u64, index: usize },
 }
 
 impl Runner {
@@ -1402,22 +1399,7 @@ fn all(r: &mut Runner) {
 }
 
 fn main() {
-    if let Ok(n) = std::env::var("LVS_BENCH_COUNT") {
-        let n = n.parse().expect("LVS_BENCH_COUNT: a number of packets");
-        all(&mut Runner::Count { n, index: 0 });
-        return;
-    }
     // 1 s of timed packets a case (plus as much untimed restoring): the 1M cases see
     // millions of packets, far more than the 1M flows.
-    let c = Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1000))
-        .sample_size(30)
-        .nresamples(2000)
-        .configure_from_args();
-    let mut r = Runner::Criterion(Box::new(c));
-    all(&mut r);
-    if let Runner::Criterion(c) = r {
-        c.final_summary();
-    }
+    runner::main(all, 300, 1000);
 }

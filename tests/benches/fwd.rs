@@ -35,11 +35,13 @@
 //! --dump-after=fwd::lvs_bench_measure` and dump `k + 1` holds case `k`'s instructions,
 //! N packets' worth (`scripts/bench.sh` does it).
 
+#[path = "common/runner.rs"]
+mod runner;
+use runner::Runner;
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
 
-use criterion::Criterion;
 use lvs_core::checksum::checksum;
 use lvs_core::fwd::tun::{self, TunParams};
 use lvs_core::fwd::{Endpoint, Error, dr, fullnat, nat};
@@ -129,12 +131,6 @@ fn tcp(flow: &Flow, payload: usize) -> Vec<u8> {
 
 fn parse(frame: &[u8]) -> FrameInfo {
     FrameInfo::parse(frame).expect("fixture frame parses")
-}
-
-/// How the cases run: measured by criterion, or counted under callgrind.
-enum Runner {
-    Criterion(Box<Criterion>),
-    Count { n: u64, index: usize },
 }
 
 impl Runner {
@@ -652,23 +648,8 @@ fn all(r: &mut Runner) {
 }
 
 fn main() {
-    if let Ok(n) = std::env::var("LVS_BENCH_COUNT") {
-        let n = n.parse().expect("LVS_BENCH_COUNT: a number of iterations");
-        all(&mut Runner::Count { n, index: 0 });
-        return;
-    }
     // About 1.3 s a case, ~100 s for the 75 cases: enough for a stable median of a
     // few-nanosecond routine (millions of iterations); `scripts/bench.sh` adds the
     // instruction counts, which do not depend on the machine's load.
-    let c = Criterion::default()
-        .warm_up_time(Duration::from_millis(200))
-        .measurement_time(Duration::from_millis(800))
-        .sample_size(30)
-        .nresamples(2000)
-        .configure_from_args();
-    let mut r = Runner::Criterion(Box::new(c));
-    all(&mut r);
-    if let Runner::Criterion(c) = r {
-        c.final_summary();
-    }
+    runner::main(all, 200, 800);
 }

@@ -25,11 +25,14 @@
 //! printing `case <index> <name> <N>`: `scripts/bench.sh` runs it under callgrind for
 //! instructions per decision.
 
+#[path = "common/runner.rs"]
+mod runner;
+use runner::Runner;
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant as WallClock};
+use std::time::Instant as WallClock;
 
-use criterion::Criterion;
 use lvs_core::sched::dh::Dh;
 use lvs_core::sched::fo::Fo;
 use lvs_core::sched::lblc::{Lblc, LblcEntry};
@@ -151,12 +154,6 @@ impl Tables {
     }
 }
 
-/// How the cases run: measured by criterion, or counted under callgrind.
-enum Runner {
-    Criterion(Box<Criterion>),
-    Count { n: u64, index: usize },
-}
-
 impl Runner {
     fn case<S, R>(&mut self, name: &str, s: &mut S, mut one: impl FnMut(&mut S) -> R) {
         match self {
@@ -264,21 +261,6 @@ fn all(r: &mut Runner) {
 }
 
 fn main() {
-    if let Ok(n) = std::env::var("LVS_BENCH_COUNT") {
-        let n = n.parse().expect("LVS_BENCH_COUNT: a number of iterations");
-        all(&mut Runner::Count { n, index: 0 });
-        return;
-    }
     // About 1 s a case, ~45 s for the 43 cases.
-    let c = Criterion::default()
-        .warm_up_time(Duration::from_millis(200))
-        .measurement_time(Duration::from_millis(700))
-        .sample_size(30)
-        .nresamples(2000)
-        .configure_from_args();
-    let mut r = Runner::Criterion(Box::new(c));
-    all(&mut r);
-    if let Runner::Criterion(c) = r {
-        c.final_summary();
-    }
+    runner::main(all, 200, 700);
 }

@@ -196,8 +196,9 @@ table_fwd() {
 }
 
 table_director() {
-    # One row per case in the bench's order, its baseline (`baseline/<case>`) beside it;
-    # established flows, then new connections, then the rest. Over several criterion runs:
+    # One row per case in the bench's order, its baseline (`baseline/<case>`, or
+    # `baseline-burst/<case>` for a burst case) beside it; established flows, then the
+    # same in bursts, then new connections, then the rest. Over several criterion runs:
     # the median ns, the runs' range, and the median of the per-run ratios.
     local cg="$OUT/callgrind-director"
     {
@@ -215,8 +216,9 @@ table_director() {
         }
         function f(x, fmt) { return x == "" ? "–" : sprintf(fmt, x) }
         function row(c,    b, k, n, nb, nr, t, bt, rt, lo, hi, ts, i, bi, ri, range) {
-            if (c ~ /^baseline\//) return
-            b = "baseline/" c
+            if (c ~ /^baseline[-\/]/) return
+            # The baseline of a burst case is the baseline staged alike: baseline-burst/<case>.
+            b = (c ~ /^burst\//) ? "baseline-" c : "baseline/" c
             split("", ts); split("", bts); split("", rts); n = nb = nr = 0
             for (k = 1; k <= runs; k++) {
                 if ((k, c) in ns) { ts[++n] = ns[k, c]; lo = (n == 1 || ns[k, c] < lo) ? ns[k, c] : lo; hi = (n == 1 || ns[k, c] > hi) ? ns[k, c] : hi }
@@ -235,8 +237,9 @@ table_director() {
             printf "| case | ns/packet%s | M packets/s | baseline ns | × baseline (ns) | instructions/packet | baseline instr. | × baseline (instr.) |\n", (runs > 1) ? " (runs: min–max)" : ""
             printf "|---|---:|---:|---:|---:|---:|---:|---:|\n"
             for (k = 1; k <= m; k++) if (o[k] ~ /^established\//) row(o[k])
+            for (k = 1; k <= m; k++) if (o[k] ~ /^burst\//) row(o[k])
             for (k = 1; k <= m; k++) if (o[k] ~ /^new-conn\//) row(o[k])
-            for (k = 1; k <= m; k++) if (o[k] !~ /^(established|new-conn)\//) row(o[k])
+            for (k = 1; k <= m; k++) if (o[k] !~ /^(established|burst|new-conn)\//) row(o[k])
         }' "$OUT/order-director.txt" "$OUT/ir-director.txt" "$OUT"/ns-run*.txt
 }
 

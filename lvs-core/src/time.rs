@@ -88,11 +88,15 @@ impl Deadline {
     #[inline]
     pub fn after(now: Instant, after: Duration) -> Deadline {
         let d = if after.millis > Self::MAX_AHEAD.millis {
-            Self::MAX_AHEAD
+            Self::MAX_AHEAD.millis
         } else {
-            after
+            after.millis
         };
-        Deadline::at(now + d)
+        // Only the low 32 bits are kept, so the sum is taken there (wrapping, as every
+        // comparison of deadlines is).
+        Deadline {
+            low: (now.millis as u32).wrapping_add(d as u32),
+        }
     }
 
     /// Signed milliseconds from `now` to the deadline.

@@ -84,13 +84,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant as WallClock};
 
 use lvs_core::conn::state::TcpState;
-use lvs_core::conn::table::{Conn, ConnTable, Proto, index_len_for};
+use lvs_core::conn::table::{Conn, ConnTable, Proto, index_len_for, siphash13_14};
 use lvs_core::director::{
-    Config, DestMeta, DestSpec, Director, Rx, SchedStorage, Service, ServiceKey, ServiceSpec,
-    Storage, Verdict,
+    Config, DestMeta, DestSpec, Director, Packet, Rx, SchedStorage, Service, ServiceKey,
+    ServiceSpec, Storage, Verdict,
 };
 use lvs_core::fwd::tun::{self, TunParams};
-use lvs_core::fwd::{self, Endpoint, fullnat, nat};
+use lvs_core::fwd::{self, Endpoint};
 use lvs_core::sched::{SchedFlags, SchedKind};
 use lvs_core::service::{Method, RealServer};
 use lvs_core::stats::DropReason;
@@ -608,6 +608,130 @@ impl<'r, R, P: FnMut(&mut [u8]) -> R> Passes<'r, P> {
     }
 }
 
+/// Frames per `process_burst` call in the burst cases: a typical receive batch.
+const BURST: usize = 32;
+
+/// A burst case over a ring: as [`Passes`], the timed pass handing the flows' frames
+/// to `p` [`BURST`] at a time (fewer only when criterion asks for fewer packets), so
+/// that each timed call of `one` is still one packet. The untimed pass restores as
+/// [`Passes`] does, through `p` too.
+struct BurstPasses<'r, P> {
+    p: P,
+    slots: Vec<Option<&'r mut [u8]>>,
+    head: usize,
+    perm: &'r [u32],
+    pos: usize,
+    restore: Restore,
+    /// Flows queued for the next burst, and how many it takes.
+    queued: Vec<u32>,
+    size: usize,
+    pkts: Vec<Packet<&'r mut [u8]>>,
+    calls: u64,
+}
+
+impl<'r, P: FnMut(&mut [Packet<&'r mut [u8]>])> BurstPasses<'r, P> {
+    fn new(p: P, ring: &'r mut Ring, perm: &'r [u32], restore: Restore) -> Self {
+        let head = ring.head;
+        BurstPasses {
+            p,
+            slots: ring.buf.chunks_mut(ring.stride).map(Some).collect(),
+            head,
+            perm,
+            pos: 0,
+            restore,
+            queued: Vec::with_capacity(BURST),
+            size: BURST,
+            pkts: Vec::with_capacity(BURST),
+            calls: 0,
+        }
+    }
+
+    /// Untimed: restores a finished pass; up to `n` timed calls may follow, a whole
+    /// number of bursts.
+    fn prepare(&mut self, n: u64) -> u64 {
+        if self.pos == self.perm.len() {
+            self.finish();
+        }
+        let k = n.min((self.perm.len() - self.pos) as u64) as usize;
+        let k = if k >= BURST { k - k % BURST } else { k };
+        self.size = k.min(BURST);
+        self.calls += k as u64;
+        k as u64
+    }
+
+    /// Sends the frames of `flows` as one burst, each swapped first when `flip`.
+    #[inline(always)]
+    fn burst(&mut self, flows: &[u32], flip: bool) {
+        let head = self.head;
+        for &f in flows {
+            let slot = self.slots[f as usize]
+                .take()
+                .expect("a slot in one burst once");
+            if flip {
+                swap(slot, head);
+            }
+            self.pkts
+                .push(Packet::new(Rx::default(), slot, head..head + FRAME_LEN));
+        }
+        (self.p)(&mut self.pkts);
+        for (&f, pkt) in flows.iter().zip(self.pkts.drain(..)) {
+            if flip {
+                swap(pkt.buf, head);
+            }
+            self.slots[f as usize] = Some(pkt.buf);
+        }
+    }
+
+    /// One timed call: queues the next flow's frame, and sends the burst when full.
+    #[inline(always)]
+    fn one(&mut self) {
+        self.queued.push(self.perm[self.pos]);
+        self.pos += 1;
+        if self.queued.len() == self.size {
+            let q = std::mem::take(&mut self.queued);
+            self.burst(&q, false);
+            self.queued = q;
+            self.queued.clear();
+        }
+    }
+
+    /// Restores the slots the current pass has visited.
+    fn finish(&mut self) {
+        assert!(self.queued.is_empty(), "a burst left unsent");
+        let perm = self.perm;
+        for chunk in perm[..self.pos].chunks(BURST) {
+            match self.restore {
+                Restore::None => {}
+                Restore::Flip => {
+                    self.burst(chunk, true);
+                    self.calls += chunk.len() as u64;
+                }
+                Restore::Eth(eth) => {
+                    let head = self.head;
+                    for &f in chunk {
+                        let slot = self.slots[f as usize].as_mut().expect("slot");
+                        slot[head..head + ETH].copy_from_slice(&eth);
+                    }
+                }
+            }
+        }
+        self.pos = 0;
+    }
+
+    /// Sends every frame once, untimed, and swaps it (as [`Passes::flip_all`]).
+    fn flip_all(&mut self) {
+        let all: Vec<u32> = (0..self.slots.len() as u32).collect();
+        for chunk in all.chunks(BURST) {
+            self.burst(chunk, false);
+            for &f in chunk {
+                let head = self.head;
+                swap(self.slots[f as usize].as_mut().expect("slot"), head);
+            }
+            self.calls += chunk.len() as u64;
+        }
+    }
+}
+
 impl Runner {
     /// A case over state `s`: `prepare(s, n)` (untimed) readies up to `n` calls of `one`
     /// and says how many; `one(s)` is one packet.
@@ -650,6 +774,16 @@ impl Runner {
         self.case(name, p, |p, n| p.prepare(n), |p| p.one());
         p.finish();
     }
+
+    /// Runs a burst case.
+    fn bursts<'r, P: FnMut(&mut [Packet<&'r mut [u8]>])>(
+        &mut self,
+        name: &str,
+        p: &mut BurstPasses<'r, P>,
+    ) {
+        self.case(name, p, |p, n| p.prepare(n), |p| p.one());
+        p.finish();
+    }
 }
 
 /// Runs `one` `n` times: the function callgrind's `--toggle-collect` and `--dump-after`
@@ -680,11 +814,41 @@ struct Rec {
 
 const _: () = assert!(size_of::<Rec>() == size_of::<Conn<Ipv4Addr>>());
 
-/// The table's key hash: SipHash-1-3 over kind, protocol, then each address and port in
-/// network order, fed as `conn::table`'s `Key::hash` feeds it: the 14 bytes as one
-/// little-endian `u64`, one `u32` and one `u16` (the same hash as one 14-byte `write`).
+/// A SipHash-1-3 key, as the table holds it.
+#[derive(Clone, Copy)]
+struct SipKey(u64, u64);
+
+impl SipKey {
+    fn new(seed: &[u8; 16]) -> SipKey {
+        let (k0, k1) = SipHasher13::new_with_key(seed).keys();
+        SipKey(k0, k1)
+    }
+}
+
+/// The table's key hash, by the table's own code (`conn::table::siphash13_14`):
+/// SipHash-1-3 over kind, protocol, then each address and port in network order, the
+/// 14 bytes as one little-endian `u64` and a 6-byte tail, as `Key::hash` feeds it.
 #[inline(always)]
-fn key_hash(h: &SipHasher13, kind: u8, a1: [u8; 4], p1: u16, a2: [u8; 4], p2: u16) -> u64 {
+fn key_hash(h: &SipKey, kind: u8, a1: [u8; 4], p1: u16, a2: [u8; 4], p2: u16) -> u64 {
+    let m0 = u64::from(kind)
+        | u64::from(Proto::Tcp as u8) << 8
+        | u64::from(u32::from_le_bytes(a1)) << 16
+        | u64::from(p1.swap_bytes()) << 48;
+    let tail = u64::from(u32::from_le_bytes(a2)) | u64::from(p2.swap_bytes()) << 32;
+    siphash13_14(h.0, h.1, m0, tail)
+}
+
+/// The same hash through `siphasher`'s streaming API, fed whole words (a `u64`, a `u32`
+/// and a `u16`): the same value (checked), for the `hash/siphash13/*` cases.
+#[inline(always)]
+fn key_hash_siphasher(
+    h: &SipHasher13,
+    kind: u8,
+    a1: [u8; 4],
+    p1: u16,
+    a2: [u8; 4],
+    p2: u16,
+) -> u64 {
     let mut s = *h;
     let p1 = p1.to_be_bytes();
     s.write_u64(u64::from_le_bytes([
@@ -706,16 +870,27 @@ fn key_hash(h: &SipHasher13, kind: u8, a1: [u8; 4], p1: u16, a2: [u8; 4], p2: u1
 const KIND_IN: u8 = 0;
 const KIND_OUT: u8 = 2;
 
-/// The 4-tuple and a `FrameInfo` of an untagged IPv4/TCP frame with a 20-byte header,
-/// read at fixed offsets without any check: the least a forwarder reads.
+/// The 4-tuple of an untagged IPv4/TCP frame with a 20-byte header, read at fixed
+/// offsets without any check: the least a forwarder reads.
 #[inline(always)]
-fn extract(frame: &[u8]) -> (FrameInfo, [u8; 4], u16, [u8; 4], u16) {
+fn extract(frame: &[u8]) -> ([u8; 4], u16, [u8; 4], u16) {
+    let f: &[u8; 38] = frame[..38].try_into().expect("38 bytes");
+    let be16 = |o: usize| u16::from_be_bytes([f[o], f[o + 1]]);
+    let src = [f[26], f[27], f[28], f[29]];
+    let dst = [f[30], f[31], f[32], f[33]];
+    (src, be16(34), dst, be16(36))
+}
+
+/// A `FrameInfo` of the same frame, read the same way (for `tun::encap`, which takes one
+/// as the fast path's TUN does).
+#[inline(always)]
+fn extract_info(frame: &[u8]) -> FrameInfo {
     let f: &[u8; 48] = frame[..48].try_into().expect("48 bytes");
     let be16 = |o: usize| u16::from_be_bytes([f[o], f[o + 1]]);
     let src = [f[26], f[27], f[28], f[29]];
     let dst = [f[30], f[31], f[32], f[33]];
     let (sport, dport) = (be16(34), be16(36));
-    let info = FrameInfo {
+    FrameInfo {
         l3_offset: ETH,
         vlan: None,
         ip: IpInfo {
@@ -734,18 +909,13 @@ fn extract(frame: &[u8]) -> (FrameInfo, [u8; 4], u16, [u8; 4], u16) {
             dst_port: dport,
             flags: TcpFlags(f[47]),
         },
-    };
-    (info, src, sport, dst, dport)
-}
-
-fn ep(a: [u8; 4], p: u16) -> Endpoint {
-    Endpoint::new(IpAddr::V4(Ipv4Addr::from(a)), p)
+    }
 }
 
 /// The limit: hash, one record read, the rewrite.
 struct Baseline {
     m: M,
-    hasher: SipHasher13,
+    hasher: SipKey,
     records: Vec<Rec>,
     mask: usize,
     head: usize,
@@ -757,7 +927,7 @@ impl Baseline {
     fn new(m: M, d: &Director<'_>, clients: &[Endpoint]) -> Baseline {
         let n = clients.len();
         assert!(n.is_power_of_two());
-        let hasher = SipHasher13::new_with_key(&SEED_BASE);
+        let hasher = SipKey::new(&SEED_BASE);
         let table = d.conns_v4();
         let conn = |c: &Endpoint| {
             let id = table
@@ -819,34 +989,79 @@ impl Baseline {
     /// One packet: its next hop, as `process`'s verdict gives it.
     #[inline(always)]
     fn one(&mut self, slot: &mut [u8]) -> Result<IpAddr, fwd::Error> {
+        let h = self.hash(slot);
+        self.apply(slot, h)
+    }
+
+    /// The hash of a slot's frame's key.
+    #[inline(always)]
+    fn hash(&self, slot: &[u8]) -> u64 {
+        let (src, sport, dst, dport) = extract(&slot[self.head..]);
+        let kind = if dport == VPORT { KIND_IN } else { KIND_OUT };
+        key_hash(&self.hasher, kind, src, sport, dst, dport)
+    }
+
+    /// A burst, staged as `process_burst` stages it: in groups of 16, every frame's
+    /// header read, then every key hashed and its record read, then every frame
+    /// rewritten from its record.
+    #[inline(always)]
+    fn burst(&mut self, pkts: &mut [Packet<&mut [u8]>]) {
+        const GROUP: usize = 16;
+        for group in pkts.chunks_mut(GROUP) {
+            let mut sink = 0u8;
+            for p in group.iter() {
+                sink ^= p.buf[p.frame.start + 23];
+            }
+            let mut hashes = [0u64; GROUP];
+            for (p, h) in group.iter().zip(&mut hashes) {
+                *h = self.hash(p.buf);
+                sink ^= self.records[*h as usize & self.mask].in_src[0];
+            }
+            black_box(sink);
+            for (p, &h) in group.iter_mut().zip(&hashes) {
+                p.verdict = match self.apply(p.buf, h) {
+                    Ok(hop) => Verdict::Forward {
+                        frame: p.frame.clone(),
+                        next_hop: hop,
+                    },
+                    Err(_) => Verdict::Local,
+                };
+            }
+        }
+    }
+
+    /// The record read and the rewrite, for a frame whose key hashes to `h`.
+    #[inline(always)]
+    fn apply(&mut self, slot: &mut [u8], h: u64) -> Result<IpAddr, fwd::Error> {
         let head = self.head;
-        let (info, src, sport, dst, dport) = extract(&slot[head..]);
+        let (_, sport, dst, dport) = extract(&slot[head..]);
         let inbound = dport == VPORT;
-        let kind = if inbound { KIND_IN } else { KIND_OUT };
-        let h = key_hash(&self.hasher, kind, src, sport, dst, dport);
         let r = self.records[h as usize & self.mask];
         let frame = head..head + FRAME_LEN;
+        // The director's fast path's rewrite: `fwd::rewrite_v4_fixed`.
+        let rewrite = |slot: &mut [u8], s, d, hop: [u8; 4]| {
+            let ok = fwd::rewrite_v4_fixed(&mut slot[frame.clone()], true, (sport, dport), s, d);
+            ok.then_some(IpAddr::V4(Ipv4Addr::from(hop)))
+                .ok_or(fwd::Error::Mismatch)
+        };
         match (self.m, inbound) {
-            (M::Nat, true) => {
-                let t = ep(r.in_dst, r.in_dport);
-                nat::inbound(&mut slot[frame], &info, t).map(|()| t.addr)
-            }
-            (M::Nat, false) => {
-                let t = ep(r.out_src, r.out_sport);
-                nat::outbound(&mut slot[frame], &info, t).map(|()| info.ip.dst)
-            }
-            (M::FullNat, true) => {
-                let t = ep(r.in_dst, r.in_dport);
-                let l = ep(r.in_src, r.in_sport);
-                fullnat::inbound(&mut slot[frame], &info, l, t).map(|()| t.addr)
-            }
-            (M::FullNat, false) => {
-                let t = ep(r.out_dst, r.out_dport);
-                let v = ep(r.out_src, r.out_sport);
-                fullnat::outbound(&mut slot[frame], &info, v, t).map(|()| t.addr)
-            }
+            (M::Nat, true) => rewrite(slot, None, Some((r.in_dst, r.in_dport)), r.in_dst),
+            (M::Nat, false) => rewrite(slot, Some((r.out_src, r.out_sport)), None, dst),
+            (M::FullNat, true) => rewrite(
+                slot,
+                Some((r.in_src, r.in_sport)),
+                Some((r.in_dst, r.in_dport)),
+                r.in_dst,
+            ),
+            (M::FullNat, false) => rewrite(
+                slot,
+                Some((r.out_src, r.out_sport)),
+                Some((r.out_dst, r.out_dport)),
+                r.out_dst,
+            ),
             (M::Dr, _) => Ok(IpAddr::V4(Ipv4Addr::from(r.in_dst))),
             (M::Tun, _) => {
+                let info = extract_info(&slot[head..]);
                 self.ident = self.ident.wrapping_add(1);
                 let p = TunParams {
                     src: IpAddr::V4(DIP),
@@ -1028,6 +1243,53 @@ fn established(r: &mut Runner, size: &str, n: usize, rng: &mut Rng) {
                     check_original(&base_ring, &t, &clients, &bname);
                 }
             }
+            // The same in bursts (`process_burst`), beside the baseline staged alike.
+            for out in [false, true] {
+                if out && !m.two_way() {
+                    continue;
+                }
+                let dir = if out { "out" } else { "in" };
+                let name = format!("burst/established/{}/{dir}/{size}", m.name());
+                let before = packets(d);
+                let mut p = BurstPasses::new(
+                    |pkts: &mut [Packet<&mut [u8]>]| d.process_burst(NOW, pkts),
+                    &mut ring,
+                    &perm,
+                    restore,
+                );
+                if out {
+                    p.flip_all();
+                }
+                r.bursts(&name, &mut p);
+                if out {
+                    p.flip_all();
+                }
+                let calls = p.calls;
+                drop(p);
+                check_original(&ring, &t, &clients, &name);
+                check_counters(d, before, calls, &name);
+
+                let bname = format!("baseline-burst/established/{}/{dir}/{size}", m.name());
+                let mut p = BurstPasses::new(
+                    |pkts: &mut [Packet<&mut [u8]>]| base.burst(pkts),
+                    &mut base_ring,
+                    &perm,
+                    restore,
+                );
+                if out {
+                    p.flip_all();
+                }
+                r.bursts(&bname, &mut p);
+                if out {
+                    p.flip_all();
+                }
+                drop(p);
+                if m == M::FullNat {
+                    check_parses(&base_ring, n, &bname);
+                } else {
+                    check_original(&base_ring, &t, &clients, &bname);
+                }
+            }
             let est = d
                 .conns_v4()
                 .iter()
@@ -1062,12 +1324,14 @@ impl Lookups<'_, '_, '_> {
     }
 }
 
-/// SipHash-1-3 of 1,024 random flow keys, three ways, all inlined: five `write`s (one per
-/// field), the same 14 bytes in one `write`, and as whole words (`u64`, `u32`, `u16`),
-/// which is how the table and the baseline feed it.
+/// SipHash-1-3 of 1,024 random flow keys, four ways, all inlined: through `siphasher`
+/// with five `write`s (one per field), the same 14 bytes in one `write`, and as whole
+/// words (`u64`, `u32`, `u16`); and by the table's own written-out function, which the
+/// table and the baseline use.
 fn hashes(r: &mut Runner, rng: &mut Rng) {
     struct Keys {
         hasher: SipHasher13,
+        table: SipKey,
         keys: Vec<([u8; 4], u16, [u8; 4], u16)>,
         i: usize,
     }
@@ -1081,6 +1345,7 @@ fn hashes(r: &mut Runner, rng: &mut Rng) {
     }
     let mut k = Keys {
         hasher: SipHasher13::new_with_key(&SEED_BASE),
+        table: SipKey::new(&SEED_BASE),
         keys: (0..1024)
             .map(|_| {
                 let x = rng.next();
@@ -1117,9 +1382,10 @@ fn hashes(r: &mut Runner, rng: &mut Rng) {
     };
     // The three feed the same bytes: the same hash.
     for &(a1, p1, a2, p2) in &k.keys[..16] {
-        let w = key_hash(&k.hasher, KIND_IN, a1, p1, a2, p2);
+        let w = key_hash_siphasher(&k.hasher, KIND_IN, a1, p1, a2, p2);
         assert_eq!(w, five(&k.hasher, (a1, p1, a2, p2)), "5 writes");
         assert_eq!(w, one(&k.hasher, (a1, p1, a2, p2)), "1 write");
+        assert_eq!(w, key_hash(&k.table, KIND_IN, a1, p1, a2, p2), "table's");
     }
     r.case(
         "hash/siphash13/5-writes",
@@ -1145,7 +1411,16 @@ fn hashes(r: &mut Runner, rng: &mut Rng) {
         |_, n| n,
         |k| {
             let (a1, p1, a2, p2) = k.next();
-            key_hash(&k.hasher, KIND_IN, a1, p1, a2, p2)
+            key_hash_siphasher(&k.hasher, KIND_IN, a1, p1, a2, p2)
+        },
+    );
+    r.case(
+        "hash/siphash13/table",
+        &mut k,
+        |_, n| n,
+        |k| {
+            let (a1, p1, a2, p2) = k.next();
+            key_hash(&k.table, KIND_IN, a1, p1, a2, p2)
         },
     );
 }
@@ -1225,7 +1500,7 @@ impl NewConns<'_, '_> {
 /// The limit for a new connection: fixed-offset 4-tuple, one hash, one record read and
 /// one record write, `nat::inbound`.
 struct NewBase {
-    hasher: SipHasher13,
+    hasher: SipKey,
     records: Vec<Rec>,
     mask: usize,
     syn: Tmpl,
@@ -1252,7 +1527,7 @@ impl NewBase {
         let len = self.syn.len();
         let slot = self.batch.slot(self.pos);
         self.pos += 1;
-        let (info, src, sport, dst, dport) = extract(slot);
+        let (src, sport, dst, dport) = extract(slot);
         let h = key_hash(&self.hasher, KIND_IN, src, sport, dst, dport);
         let i = h as usize & self.mask;
         let old = self.records[i];
@@ -1268,8 +1543,15 @@ impl NewBase {
             ..old
         };
         self.records[i] = rec;
-        let t = ep(rec.in_dst, rec.in_dport);
-        nat::inbound(&mut slot[..len], &info, t).map(|()| t.addr)
+        let ok = fwd::rewrite_v4_fixed(
+            &mut slot[..len],
+            true,
+            (sport, dport),
+            None,
+            Some((rec.in_dst, rec.in_dport)),
+        );
+        ok.then_some(IpAddr::V4(Ipv4Addr::from(rec.in_dst)))
+            .ok_or(fwd::Error::Mismatch)
     }
 }
 
@@ -1350,7 +1632,7 @@ fn new_conns(r: &mut Runner) {
             }
             if m == M::Nat && pname == "room" {
                 let mut b = NewBase {
-                    hasher: SipHasher13::new_with_key(&SEED_BASE),
+                    hasher: SipKey::new(&SEED_BASE),
                     records: big(cap, Rec::default()),
                     mask: cap - 1,
                     syn: Tmpls::new().syn,

@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use lvs_core::director::{ServiceKey, Verdict};
+use lvs_core::director::{Packet, ServiceKey, Verdict};
 use lvs_core::time::{Duration, Instant};
 use lvs_tests::director::*;
 use lvs_tests::frames::{self, Flow};
@@ -219,115 +219,129 @@ fn state(h: &Harness) -> String {
     s
 }
 
+/// The frame `op` sends, built from the reference director's connections `flows` (`None` for a control
+/// operation, which is applied to every director of `all`, or when there is no frame to
+/// send).
+fn apply(
+    op: &Op,
+    flows: &[ConnView],
+    keys: &[ServiceKey],
+    now: &mut Instant,
+    all: &mut [&mut Harness],
+) -> Result<Option<Vec<u8>>, TestCaseError> {
+    Ok(match op {
+        Op::Client {
+            client,
+            cport,
+            vport,
+            v6,
+            l4,
+            mutation,
+        } => {
+            let flow = if *v6 {
+                Flow {
+                    src: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 7)),
+                    dst: IpAddr::V6(VIP6),
+                    sport: 40000 + u16::from(*cport),
+                    dport: 80,
+                }
+            } else {
+                Flow {
+                    src: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1 + client)),
+                    dst: IpAddr::V4(VIP),
+                    sport: 40000 + u16::from(*cport),
+                    dport: VPORTS[usize::from(*vport)],
+                }
+            };
+            Some(mutate(frame_of(&flow, *l4), mutation))
+        }
+        Op::Conn {
+            k,
+            out,
+            l4,
+            mutation,
+        } => {
+            if flows.is_empty() {
+                None
+            } else {
+                let c = flows[k % flows.len()];
+                let flow = if *out {
+                    Flow {
+                        src: c.daddr,
+                        dst: c.laddr,
+                        sport: c.dport,
+                        dport: c.lport,
+                    }
+                } else {
+                    Flow {
+                        src: c.caddr,
+                        dst: c.vaddr,
+                        sport: c.cport,
+                        dport: c.vport,
+                    }
+                };
+                // The connection's protocol, mostly.
+                let l4 = match (c.proto, l4) {
+                    (lvs_core::conn::table::Proto::Udp, L4::Tcp(f)) if f & 1 == 0 => L4::Udp,
+                    (lvs_core::conn::table::Proto::Tcp, L4::Udp) => L4::Tcp(0x10),
+                    _ => *l4,
+                };
+                if c.daddr.is_ipv4() != c.laddr.is_ipv4() {
+                    None
+                } else {
+                    Some(mutate(frame_of(&flow, l4), mutation))
+                }
+            }
+        }
+        Op::Advance(ms) => {
+            *now += Duration::from_millis(*ms);
+            None
+        }
+        Op::DeleteDest(s, d) | Op::Weight(s, d, _) => {
+            let (_, dests) = SERVICES[usize::from(*s)];
+            let key = keys[usize::from(*s)];
+            if let Some(words) = dests.get(usize::from(*d)) {
+                let spec = dest_spec(words, SVC_PORTS[usize::from(*s)]);
+                let mut results = Vec::new();
+                for h in all.iter_mut() {
+                    results.push(if let Op::Weight(_, _, w) = op {
+                        let mut spec = spec;
+                        spec.weight = u32::from(*w);
+                        h.d.edit_dest(&key, spec)
+                    } else {
+                        h.d.delete_dest(&key, &spec.addr, spec.port)
+                    });
+                }
+                prop_assert!(results.windows(2).all(|w| w[0] == w[1]), "{:?}", results);
+            }
+            None
+        }
+        Op::Switches(b) => {
+            for h in all.iter_mut() {
+                let c = h.d.config_mut();
+                c.expire_nodest_conn = b & 1 != 0;
+                c.secure_tcp = b & 2 != 0;
+                c.sloppy_tcp = b & 4 != 0;
+                c.conn_reuse_mode = (b >> 3) & 3;
+            }
+            None
+        }
+        Op::Maintain(budget) => {
+            for h in all.iter_mut() {
+                h.d.maintain(*now, usize::from(*budget));
+            }
+            None
+        }
+    })
+}
+
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let (mut fast, keys) = harness(true);
     let (mut slow, _) = harness(false);
     let mut now = Instant::from_secs(10);
     for (i, op) in ops.iter().enumerate() {
-        let frame = match op {
-            Op::Client {
-                client,
-                cport,
-                vport,
-                v6,
-                l4,
-                mutation,
-            } => {
-                let flow = if *v6 {
-                    Flow {
-                        src: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 7)),
-                        dst: IpAddr::V6(VIP6),
-                        sport: 40000 + u16::from(*cport),
-                        dport: 80,
-                    }
-                } else {
-                    Flow {
-                        src: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1 + client)),
-                        dst: IpAddr::V4(VIP),
-                        sport: 40000 + u16::from(*cport),
-                        dport: VPORTS[usize::from(*vport)],
-                    }
-                };
-                Some(mutate(frame_of(&flow, *l4), mutation))
-            }
-            Op::Conn {
-                k,
-                out,
-                l4,
-                mutation,
-            } => {
-                let flows = fast.flows();
-                if flows.is_empty() {
-                    None
-                } else {
-                    let c = flows[k % flows.len()];
-                    let flow = if *out {
-                        Flow {
-                            src: c.daddr,
-                            dst: c.laddr,
-                            sport: c.dport,
-                            dport: c.lport,
-                        }
-                    } else {
-                        Flow {
-                            src: c.caddr,
-                            dst: c.vaddr,
-                            sport: c.cport,
-                            dport: c.vport,
-                        }
-                    };
-                    // The connection's protocol, mostly.
-                    let l4 = match (c.proto, l4) {
-                        (lvs_core::conn::table::Proto::Udp, L4::Tcp(f)) if f & 1 == 0 => L4::Udp,
-                        (lvs_core::conn::table::Proto::Tcp, L4::Udp) => L4::Tcp(0x10),
-                        _ => *l4,
-                    };
-                    if c.daddr.is_ipv4() != c.laddr.is_ipv4() {
-                        None
-                    } else {
-                        Some(mutate(frame_of(&flow, l4), mutation))
-                    }
-                }
-            }
-            Op::Advance(ms) => {
-                now += Duration::from_millis(*ms);
-                None
-            }
-            Op::DeleteDest(s, d) | Op::Weight(s, d, _) => {
-                let (_, dests) = SERVICES[usize::from(*s)];
-                let key = keys[usize::from(*s)];
-                if let Some(words) = dests.get(usize::from(*d)) {
-                    let spec = dest_spec(words, SVC_PORTS[usize::from(*s)]);
-                    if let Op::Weight(_, _, w) = op {
-                        let mut spec = spec;
-                        spec.weight = u32::from(*w);
-                        let a = fast.d.edit_dest(&key, spec);
-                        let b = slow.d.edit_dest(&key, spec);
-                        prop_assert_eq!(a, b);
-                    } else {
-                        let a = fast.d.delete_dest(&key, &spec.addr, spec.port);
-                        let b = slow.d.delete_dest(&key, &spec.addr, spec.port);
-                        prop_assert_eq!(a, b);
-                    }
-                }
-                None
-            }
-            Op::Switches(b) => {
-                for h in [&mut fast, &mut slow] {
-                    let c = h.d.config_mut();
-                    c.expire_nodest_conn = b & 1 != 0;
-                    c.secure_tcp = b & 2 != 0;
-                    c.sloppy_tcp = b & 4 != 0;
-                    c.conn_reuse_mode = (b >> 3) & 3;
-                }
-                None
-            }
-            Op::Maintain(budget) => {
-                fast.d.maintain(now, usize::from(*budget));
-                slow.d.maintain(now, usize::from(*budget));
-                None
-            }
-        };
+        let flows = fast.flows();
+        let frame = apply(op, &flows, &keys, &mut now, &mut [&mut fast, &mut slow])?;
         if let Some(f) = frame {
             let (va, oa) = fast.step(now, &f);
             let (vb, ob) = slow.step(now, &f);
@@ -351,6 +365,74 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// `process_burst` against `process` one frame at a time: the frames between two
+/// control operations (cut into bursts of 1 to `max` frames) go through
+/// `process_burst` on one director and through `process`, at the same clock, on the
+/// other; the verdicts, the output bytes and then the whole state must agree.
+fn run_burst(ops: &[Op], max: usize) -> Result<(), TestCaseError> {
+    let (mut seq, keys) = harness(true);
+    let (mut burst, _) = harness(true);
+    // Read ahead whatever the table's size (the default skips it for small tables).
+    burst.d.config_mut().burst_read_ahead_from = 0;
+    let mut now = Instant::from_secs(10);
+    // Frames sent to `seq` and not yet to `burst`, with what `seq` answered.
+    let mut pending: Vec<(Vec<u8>, Verdict, Vec<u8>)> = Vec::new();
+    let flush = |burst: &mut Harness,
+                 pending: &mut Vec<(Vec<u8>, Verdict, Vec<u8>)>,
+                 now: Instant|
+     -> Result<(), TestCaseError> {
+        let mut pkts: Vec<Packet<Vec<u8>>> = pending
+            .iter()
+            .map(|(f, _, _)| {
+                let mut buf = vec![0u8; HEADROOM + f.len() + TAILROOM];
+                buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
+                Packet::new(burst.rx, buf, HEADROOM..HEADROOM + f.len())
+            })
+            .collect();
+        burst.d.process_burst(now, &mut pkts);
+        for (k, (p, (_, v, out))) in pkts.iter().zip(pending.iter()).enumerate() {
+            prop_assert_eq!(&p.verdict, v, "frame {} of the burst", k);
+            let got = match &p.verdict {
+                Verdict::Forward { frame, .. } | Verdict::Reply { frame } => &p.buf[frame.clone()],
+                Verdict::Local | Verdict::Drop(_) => &p.buf[p.frame.clone()],
+            };
+            prop_assert_eq!(got, &out[..], "frame {} of the burst", k);
+        }
+        pending.clear();
+        Ok(())
+    };
+    for (i, op) in ops.iter().enumerate() {
+        let flows = seq.flows();
+        let is_frame = matches!(op, Op::Client { .. } | Op::Conn { .. });
+        if !is_frame {
+            flush(&mut burst, &mut pending, now)?;
+        }
+        let frame = apply(op, &flows, &keys, &mut now, &mut [&mut seq, &mut burst])?;
+        if let Some(f) = frame {
+            let (v, out) = seq.step(now, &f);
+            pending.push((f, v, out));
+            if pending.len() > i % max {
+                flush(&mut burst, &mut pending, now)?;
+            }
+        }
+        if pending.is_empty() {
+            let (sa, sb) = (state(&seq), state(&burst));
+            prop_assert!(
+                sa == sb,
+                "step {}: {:?}\nseq:\n{}\nburst:\n{}",
+                i,
+                op,
+                sa,
+                sb
+            );
+        }
+    }
+    flush(&mut burst, &mut pending, now)?;
+    let (sa, sb) = (state(&seq), state(&burst));
+    prop_assert!(sa == sb, "end\nseq:\n{}\nburst:\n{}", sa, sb);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -358,6 +440,13 @@ proptest! {
     #[test]
     fn prop_fast_path_equals_general_path(ops in proptest::collection::vec(op(), 1..80)) {
         run(&ops)?;
+    }
+
+    /// `process_burst` gives what `process` gives frame by frame, bursts of 1 to 40
+    /// frames (more than one group of 16).
+    #[test]
+    fn prop_burst_equals_process(ops in proptest::collection::vec(op(), 1..120)) {
+        run_burst(&ops, 40)?;
     }
 }
 

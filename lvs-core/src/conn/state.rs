@@ -186,19 +186,34 @@ impl Direction {
 }
 
 /// The event a segment is for the tables: the kernel's `tcp_state_idx`. RST wins over
-/// SYN, SYN over FIN, FIN over ACK; `None` when none of the four is set.
-const fn tcp_event(flags: TcpFlags) -> Option<usize> {
-    if flags.rst() {
-        Some(EV_RST)
-    } else if flags.syn() {
-        Some(EV_SYN)
-    } else if flags.fin() {
-        Some(EV_FIN)
-    } else if flags.ack() {
-        Some(EV_ACK)
-    } else {
-        None
+/// SYN, SYN over FIN, FIN over ACK; [`EV_NONE`] when none of the four is set. Indexed by
+/// the four flags packed into four bits ([`event_bits`]), so that the lookup has no
+/// branch.
+static TCP_EVENT: [u8; 16] = {
+    let mut t = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        // bit 0 FIN, bit 1 SYN, bit 2 RST, bit 3 ACK
+        t[i] = if i & 4 != 0 {
+            EV_RST
+        } else if i & 2 != 0 {
+            EV_SYN
+        } else if i & 1 != 0 {
+            EV_FIN
+        } else if i & 8 != 0 {
+            EV_ACK
+        } else {
+            EV_NONE
+        } as u8;
+        i += 1;
     }
+    t
+};
+
+/// FIN, SYN and RST (bits 0-2 of the TCP flags) and ACK (bit 4) packed into four bits.
+#[inline(always)]
+const fn event_bits(flags: TcpFlags) -> usize {
+    ((flags.0 & 0x07) | ((flags.0 >> 1) & 0x08)) as usize
 }
 
 /// Row order of the tables, as in the kernel.
@@ -206,9 +221,12 @@ const EV_SYN: usize = 0;
 const EV_FIN: usize = 1;
 const EV_ACK: usize = 2;
 const EV_RST: usize = 3;
+/// None of RST, SYN, FIN and ACK: the kernel's `set_tcp_state` starts from CLOSE and
+/// keeps it, so this row is CLOSE throughout.
+const EV_NONE: usize = 4;
 
 /// `[direction][event][current state] -> next state`.
-type Table = [[[TcpState; TcpState::COUNT]; 4]; 3];
+type Table = [[[TcpState; TcpState::COUNT]; 5]; 3];
 
 // Short names so the tables read like the kernel's (no transition leads to NONE).
 const ES: TcpState = TcpState::Established;
@@ -232,6 +250,7 @@ static TCP_STATES: Table = [
         /*fin*/ [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW],
         /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
         /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR],
+        /*none*/[CL, CL, CL, CL, CL, CL, CL, CL, CL, CL, CL],
     ],
     // OUTPUT
     [
@@ -239,6 +258,7 @@ static TCP_STATES: Table = [
         /*fin*/ [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW],
         /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
         /*rst*/ [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
+        /*none*/[CL, CL, CL, CL, CL, CL, CL, CL, CL, CL, CL],
     ],
     // INPUT-ONLY
     [
@@ -246,6 +266,7 @@ static TCP_STATES: Table = [
         /*fin*/ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
         /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
         /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+        /*none*/[CL, CL, CL, CL, CL, CL, CL, CL, CL, CL, CL],
     ],
 ];
 
@@ -259,6 +280,7 @@ static TCP_STATES_DOS: Table = [
         /*fin*/ [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, SA],
         /*ack*/ [ES, ES, SS, SR, FW, TW, CL, CW, CL, LI, SA],
         /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+        /*none*/[CL, CL, CL, CL, CL, CL, CL, CL, CL, CL, CL],
     ],
     // OUTPUT
     [
@@ -266,6 +288,7 @@ static TCP_STATES_DOS: Table = [
         /*fin*/ [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW],
         /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
         /*rst*/ [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
+        /*none*/[CL, CL, CL, CL, CL, CL, CL, CL, CL, CL, CL],
     ],
     // INPUT-ONLY
     [
@@ -273,16 +296,13 @@ static TCP_STATES_DOS: Table = [
         /*fin*/ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
         /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
         /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+        /*none*/[CL, CL, CL, CL, CL, CL, CL, CL, CL, CL, CL],
     ],
 ];
 
+#[inline(always)]
 const fn lookup(table: &Table, state: TcpState, dir: Direction, flags: TcpFlags) -> TcpState {
-    match tcp_event(flags) {
-        Some(ev) => table[dir.table_index()][ev][state as usize],
-        // The kernel's set_tcp_state starts from CLOSE and keeps it when the segment
-        // has none of RST, SYN, FIN, ACK.
-        None => TcpState::Close,
-    }
+    table[dir.table_index()][TCP_EVENT[event_bits(flags)] as usize][state as usize]
 }
 
 /// The state after a segment with `flags` crossed the director in `dir`, by the
@@ -429,6 +449,53 @@ mod test {
     const IN: Direction = Direction::Input;
     const OUT: Direction = Direction::Output;
     const IO: Direction = Direction::InputOnly;
+
+    /// A plain ACK keeps ESTABLISHED in every direction and both tables, whatever
+    /// other flags (PSH, URG, ECE, CWR) it carries: the director's shortcut.
+    #[test]
+    fn ack_keeps_established_everywhere() {
+        for other in 0..=255u8 {
+            let f = TcpFlags((other & !0x17) | TcpFlags::ACK.0);
+            for dir in [IN, OUT, IO] {
+                let es = TcpState::Established;
+                assert_eq!(tcp_transition(es, dir, f), es, "{f:?} {dir:?}");
+                assert_eq!(tcp_transition_secure(es, dir, f), es, "{f:?} {dir:?}");
+            }
+        }
+    }
+
+    /// The branch-free event lookup is the kernel's priority chain (RST, SYN, FIN, ACK,
+    /// else CLOSE), for every byte of flags.
+    #[test]
+    fn event_lookup_is_the_priority_chain() {
+        for b in 0..=255u8 {
+            let f = TcpFlags(b);
+            let want = if f.rst() {
+                EV_RST
+            } else if f.syn() {
+                EV_SYN
+            } else if f.fin() {
+                EV_FIN
+            } else if f.ack() {
+                EV_ACK
+            } else {
+                EV_NONE
+            };
+            assert_eq!(
+                usize::from(TCP_EVENT[event_bits(f)]),
+                want,
+                "flags {b:#04x}"
+            );
+            for dir in [IN, OUT, IO] {
+                for st in TcpState::ALL {
+                    if want == EV_NONE {
+                        assert_eq!(tcp_transition(st, dir, f), TcpState::Close);
+                        assert_eq!(tcp_transition_secure(st, dir, f), TcpState::Close);
+                    }
+                }
+            }
+        }
+    }
 
     /// Runs `steps` from `start` with the normal table, returning every state reached.
     fn run(start: TcpState, steps: &[(Direction, TcpFlags)]) -> Vec<TcpState> {

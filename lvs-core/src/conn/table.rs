@@ -689,8 +689,12 @@ impl<A: FlowAddr> Key<A> {
 /// `SipHasher13` gives for the same bytes, without its streaming buffer: one
 /// compression round per 8-byte block (the second holds the tail and the length), three
 /// finalization rounds.
+///
+/// This is the hash of every IPv4 key of a [`ConnTable`] (the key's bytes: kind,
+/// protocol, address, port, address, port, addresses and ports in network order).
+/// Public so that a benchmark's baseline can run the very same code.
 #[inline(always)]
-fn siphash13_14(k0: u64, k1: u64, m0: u64, tail: u64) -> u64 {
+pub fn siphash13_14(k0: u64, k1: u64, m0: u64, tail: u64) -> u64 {
     let mut v0 = k0 ^ 0x736f_6d65_7073_6575;
     let mut v1 = k1 ^ 0x646f_7261_6e64_6f6d;
     let mut v2 = k0 ^ 0x6c79_6765_6e65_7261;
@@ -1123,6 +1127,77 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         self.lookup(Side::In, &Key::flow(proto, caddr, cport, vaddr, vport))
     }
 
+    /// The connection a packet `src:sport -> dst:dport` belongs to, as the director's
+    /// fast path looks it up: a client-side flow first ([`ConnTable::lookup_in`]), then
+    /// a real-server-side one ([`ConnTable::lookup_out`]); `true` with the id when it is
+    /// a reply. A hash that `hints` holds for the same key (from
+    /// [`ConnTable::prepare_packet`]) is used instead of hashing again; a missed lookup
+    /// leaves its hash there, as [`ConnTable::lookup_in_with`] does.
+    #[inline(always)]
+    pub fn lookup_packet_with(
+        &self,
+        hints: &mut Hints<A>,
+        proto: Proto,
+        src: A,
+        sport: u16,
+        dst: A,
+        dport: u16,
+    ) -> Option<(ConnId, bool)> {
+        if let Some(id) = self.lookup_in_with(hints, proto, src, sport, dst, dport) {
+            return Some((id, false));
+        }
+        self.lookup_out_with(hints, proto, src, sport, dst, dport)
+            .map(|id| (id, true))
+    }
+
+    /// Readies [`ConnTable::lookup_packet_with`] for a packet ahead of it: hashes the key
+    /// it will probe first (the client-side one, or the real-server-side one when the
+    /// client-side filter rules that out), keeps the hash in `hints`, and reads the
+    /// key's home slot in that index. The slot's value (0 when there is no key to
+    /// probe) is for [`ConnTable::touch_slot`]. Nothing changes: a burst calls this for
+    /// all its packets, so that their memory reads overlap, before it processes them.
+    #[inline]
+    pub fn prepare_packet(
+        &self,
+        hints: &mut Hints<A>,
+        proto: Proto,
+        src: A,
+        sport: u16,
+        dst: A,
+        dport: u16,
+    ) -> u32 {
+        let key_in = Key::flow(proto, src, sport, dst, dport);
+        let (side, key) = if self.may_hold(Side::In, &key_in) {
+            (Side::In, key_in)
+        } else {
+            let key_out = Key::out(proto, src, sport, dst, dport);
+            if !self.may_hold(Side::Out, &key_out) {
+                return 0;
+            }
+            (Side::Out, key_out)
+        };
+        let h = key.hash(&self.hasher);
+        *hints.slot(side) = Some((key, h));
+        let index = self.index(side);
+        index
+            .get(home_of(h, index.len().wrapping_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Reads the entry an index slot's value (from [`ConnTable::prepare_packet`]) names
+    /// and returns one of its bytes (0 for an empty slot): a burst's second round of
+    /// reads, once the slots have arrived.
+    #[inline]
+    pub fn touch_slot(&self, slot: u32) -> u8 {
+        if slot == 0 {
+            return 0;
+        }
+        self.entries
+            .get(slot_id(slot) as usize)
+            .map_or(0, |c| c.state)
+    }
+
     /// Lookup of a persistence template: `(proto, caddr, vaddr, vport)` with `caddr`
     /// already masked by the persistence netmask and `vport` 0 for a port-zero service.
     pub fn lookup_template(&self, proto: Proto, caddr: A, vaddr: A, vport: u16) -> Option<ConnId> {
@@ -1210,7 +1285,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         if !self.may_hold(side, key) {
             return None;
         }
-        let h = key.hash(&self.hasher);
+        let h = self.hash_with(side, key, hints);
         match probe(self.index(side), self.entries, h, key) {
             Probe::Found(id) => Some(id),
             Probe::Vacant(_) | Probe::WindowFull => {

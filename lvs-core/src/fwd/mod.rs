@@ -358,14 +358,16 @@ fn fix_l4<const AT: usize, const UDP: bool>(
     put16(seg, AT, if UDP && c == 0 { 0xffff } else { c });
 }
 
-/// [`rewrite_tuple`] for a frame the parse fast path accepted: untagged Ethernet, a
-/// 20-byte IPv4 header at 14, a TCP (`tcp`) or UDP header at 34 whose checksum lies
-/// inside the packet, with ports `old`. The same bytes as `rewrite_tuple` (the same
-/// terms in the same incremental sums), at constant offsets. `false`, with the frame
-/// untouched, if the frame is too short for the header fields (never after the fast
-/// parse).
+/// Rewrites the source (`src`) and/or destination (`dst`) address and port of an
+/// IPv4 TCP (`tcp`) or UDP frame at fixed offsets, with incremental checksums: the
+/// rewrite of [`nat`] and [`fullnat`] for the frames the director's fast path takes
+/// (untagged Ethernet, a 20-byte IPv4 header at 14, the L4 header at 34 with its
+/// checksum inside the frame, ports `old`), without a [`FrameInfo`]. The bytes are the
+/// same as those functions write (the same terms in the same incremental sums); UDP
+/// without a checksum stays without. `false`, with the frame untouched, if the frame is
+/// too short for the header fields.
 #[inline(always)]
-pub(crate) fn rewrite_v4_fixed(
+pub fn rewrite_v4_fixed(
     frame: &mut [u8],
     tcp: bool,
     old: (u16, u16),

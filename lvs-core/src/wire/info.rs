@@ -370,52 +370,55 @@ fn fast_v4(frame: &[u8]) -> Option<FastV4> {
 #[inline(always)]
 pub(crate) fn fast_v4_tuple(frame: &[u8]) -> Option<FastV4> {
     const ETH: usize = 14;
-    // Ethernet, IPv4 and 8 bytes of L4: the least a UDP packet needs.
-    let f: &[u8; ETH + 20 + 8] = frame.first_chunk()?;
-    // EtherType IPv4 (untagged), version 4 with IHL 5.
-    if f[12] != 0x08 || f[13] != 0x00 || f[14] != 0x45 {
+    // Ethernet, IPv4 and 8 bytes of L4: the least a UDP packet needs (a tap device
+    // does not pad frames to Ethernet's 60 bytes).
+    let f: &[u8; ETH + 28] = frame.first_chunk()?;
+    let le32 = |o: usize| u32::from_le_bytes([f[o], f[o + 1], f[o + 2], f[o + 3]]);
+    let be16 = |o: usize| u16::from_be_bytes([f[o], f[o + 1]]);
+    // EtherType IPv4 (untagged), version 4 with IHL 5: bytes 12, 13 and 14 in one word.
+    if le32(12) & 0x00ff_ffff != 0x0045_0008 {
         return None;
     }
-    let be16 = |o: usize| u16::from_be_bytes([f[o], f[o + 1]]);
     let total_len = be16(16);
     let flags_frag = be16(20);
     // Not a fragment (MF and offset clear; DF may be set).
     if flags_frag & 0x3fff != 0 || ETH + usize::from(total_len) > frame.len() {
         return None;
     }
-    // The header checksum: five 32-bit words, folded. Read little-endian (no byte
-    // swaps): a ones' complement sum of byte-swapped words is the byte-swapped sum, and
-    // 0xffff, the sum of a valid header, is its own swap.
-    let w = |o: usize| u64::from(u32::from_le_bytes([f[o], f[o + 1], f[o + 2], f[o + 3]]));
-    let acc = w(14) + w(18) + w(22) + w(26) + w(30);
-    let acc = (acc & 0xffff_ffff) + (acc >> 32); // < 2^32 + 5
-    let acc = (acc & 0xffff_ffff) + (acc >> 32); // < 2^32
-    let acc = (acc & 0xffff) + (acc >> 16); // < 2^17
-    let acc = (acc & 0xffff) + (acc >> 16); // <= 0xffff
-    if acc != 0xffff {
+    // The header checksum. Its ones' complement sum is 0xffff exactly when the plain
+    // sum of its 16-bit words is a non-zero multiple of 0xffff (2^16 = 1 modulo 0xffff,
+    // so a fold does not change the residue). The same holds for the sum of its five
+    // 32-bit words, read little-endian: 2^16 = 1 makes a 32-bit word the sum of its
+    // halves, and a byte-swapped half is 256 times the half modulo 0xffff, which is
+    // prime to 256. The sum is not zero: byte 14 is 0x45.
+    let acc: u64 = [14, 18, 22, 26, 30]
+        .iter()
+        .map(|&o| u64::from(le32(o)))
+        .sum();
+    if !acc.is_multiple_of(0xffff) {
         return None;
     }
-    let l4_len = usize::from(total_len).checked_sub(20)?;
-    let (tcp, tcp_flags) = match f[23] {
+    let (tcp, tcp_flags, l4_ok) = match f[23] {
+        // TCP: a data offset of 20 bytes at least, within the packet.
         6 => {
-            // TCP: a 20-byte header at least, its data offset within the packet.
             let t: &[u8; ETH + 40] = frame.first_chunk()?;
-            let hl = usize::from(t[ETH + 20 + 12] >> 4) * 4;
-            if l4_len < 20 || hl < 20 || hl > l4_len {
-                return None;
-            }
-            (true, t[ETH + 20 + 13])
+            let hl = u16::from(t[ETH + 20 + 12] >> 4) * 4;
+            (true, t[ETH + 20 + 13], hl >= 20 && hl + 20 <= total_len)
         }
+        // UDP: its length field between 8 and the packet's L4 bytes.
         17 => {
-            // UDP: its length field between 8 and the packet's L4 bytes.
-            let ul = usize::from(be16(38));
-            if l4_len < 8 || ul < 8 || ul > l4_len {
-                return None;
-            }
-            (false, 0)
+            let ul = be16(ETH + 20 + 4);
+            (
+                false,
+                0,
+                ul >= 8 && u32::from(ul) + 20 <= u32::from(total_len),
+            )
         }
         _ => return None,
     };
+    if !l4_ok {
+        return None;
+    }
     Some(FastV4 {
         src: [f[26], f[27], f[28], f[29]],
         dst: [f[30], f[31], f[32], f[33]],

@@ -8,10 +8,11 @@
 //! untouched: DR), a `Reply` to the sender. `Local` leaves the buffer untouched.
 //! Nothing panics.
 //!
-//! Every input runs twice, with the established-flow fast path of `process` on and off
-//! (`Director::set_fast_path`): after every operation the two runs must agree on the
-//! verdict, the buffer, the counters, the real servers and services, and both
-//! connection tables.
+//! Every input runs three times: with the established-flow fast path of `process` on
+//! and off (`Director::set_fast_path`), and with every frame through `process_burst`
+//! (a burst of one, reading ahead whatever the table's size). After every operation the
+//! three runs must agree on the verdict, the buffer, the counters, the real servers and
+//! services, and both connection tables.
 //!
 //! The director and its storage are rebuilt for every input (a few tens of kilobytes of
 //! memset), so an input replays the same way alone or inside a campaign.
@@ -50,8 +51,8 @@ use libfuzzer_sys::fuzz_target;
 use lvs_core::checksum;
 use lvs_core::conn::table::{Conn, ConnTable, Proto, index_len_for};
 use lvs_core::director::{
-    Config, DestMeta, DestSpec, Director, Persistence, Rx, SchedStorage, ServiceKey, ServiceSpec,
-    Storage, Verdict,
+    Config, DestMeta, DestSpec, Director, Packet, Persistence, Rx, SchedStorage, ServiceKey,
+    ServiceSpec, Storage, Verdict,
 };
 use lvs_core::sched::lblc::{Lblc, LblcEntry};
 use lvs_core::sched::lblcr::{Lblcr, LblcrEntry};
@@ -637,7 +638,13 @@ fn conn_packet<const D: usize>(r: &mut Reader, d: &Director<'_, D>) -> Option<(V
 /// Processes `frame` with the rx byte: bits 0-1 the fwmark (0, 1, 2, 0), bits 2-3 the
 /// headroom (0, 20, 40, 64), bits 4-5 the tailroom (the same), bit 6 the interface,
 /// bit 7 a frame range past the buffer's end.
-fn process<const D: usize>(d: &mut Director<'_, D>, now: Instant, frame: &[u8], rxb: u8) -> String {
+fn process<const D: usize>(
+    d: &mut Director<'_, D>,
+    now: Instant,
+    frame: &[u8],
+    rxb: u8,
+    mode: Mode,
+) -> String {
     const ROOM: [usize; 4] = [0, 20, 40, 64];
     let head = ROOM[usize::from(rxb >> 2) & 3];
     let tail = ROOM[usize::from(rxb >> 4) & 3];
@@ -655,7 +662,14 @@ fn process<const D: usize>(d: &mut Director<'_, D>, now: Instant, frame: &[u8], 
     let before = FrameInfo::parse(frame).ok();
     let valid_before = before.as_ref().and_then(|i| l4_valid(frame, i));
     let original = buf.clone();
-    let verdict = d.process(now, rx, &mut buf, range.clone());
+    let verdict = if mode == Mode::Burst {
+        let mut burst = [Packet::new(rx, &mut buf[..], range.clone())];
+        d.process_burst(now, &mut burst);
+        let [p] = burst;
+        p.verdict
+    } else {
+        d.process(now, rx, &mut buf, range.clone())
+    };
     trace!(
         "  -> {verdict:?} (input {:?}; {}+{} conns)",
         before.map(|i| (i.ip.src, i.ip.dst, i.l4)),
@@ -751,7 +765,18 @@ fn check<const D: usize>(d: &Director<'_, D>) {
     assert!(d.conns_v4().len() <= CONNS && d.conns_v6().len() <= CONNS);
 }
 
-fn run(data: &[u8], fast: bool) -> Vec<u64> {
+/// How a run sends its frames.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `process` without the fast path.
+    General,
+    /// `process`.
+    Fast,
+    /// `process_burst`, one frame per burst, reading ahead for any table size.
+    Burst,
+}
+
+fn run(data: &[u8], mode: Mode) -> Vec<u64> {
     let mut transcript = Vec::new();
     let mut r = Reader { d: data, i: 0 };
     let mut cfg = Config::default();
@@ -759,6 +784,7 @@ fn run(data: &[u8], fast: bool) -> Vec<u64> {
     cfg.sweep_budget = usize::from(r.u8() % 16);
     cfg.victim_budget = usize::from(r.u8() % 128);
     cfg.tun_mtu = r.pick(&MTUS);
+    cfg.burst_read_ahead_from = 0;
 
     let mut e4 = vec![Conn::<Ipv4Addr>::empty(); CONNS];
     let mut i4 = vec![0u32; index_len_for(CONNS)];
@@ -810,7 +836,7 @@ fn run(data: &[u8], fast: bool) -> Vec<u64> {
             v6: ConnTable::new(&mut e6, &mut i6, &mut o6, seed).expect("v6 table"),
         },
     );
-    d.set_fast_path(fast);
+    d.set_fast_path(mode != Mode::General);
     check(&d);
 
     let mut ops = 0;
@@ -892,12 +918,12 @@ fn run(data: &[u8], fast: bool) -> Vec<u64> {
             12 => {
                 let (f, rx) = free_packet(&mut r);
                 trace!("packet ({} bytes, rx {rx:#04x})", f.len());
-                out = process(&mut d, now, &f, rx);
+                out = process(&mut d, now, &f, rx, mode);
             }
             13 => {
                 if let Some((f, rx)) = conn_packet(&mut r, &d) {
                     trace!("conn packet ({} bytes, rx {rx:#04x})", f.len());
-                    out = process(&mut d, now, &f, rx);
+                    out = process(&mut d, now, &f, rx, mode);
                 }
             }
             14 => {
@@ -905,7 +931,7 @@ fn run(data: &[u8], fast: bool) -> Vec<u64> {
                 let len = usize::from(u16::from_be_bytes([r.u8(), r.u8()])) % 2048;
                 let f = r.rest(len).to_vec();
                 trace!("raw frame ({} bytes)", f.len());
-                out = process(&mut d, now, &f, rx);
+                out = process(&mut d, now, &f, rx, mode);
             }
             _ => {
                 let budget = usize::from(r.u8());
@@ -920,10 +946,15 @@ fn run(data: &[u8], fast: bool) -> Vec<u64> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let fast = run(data, true);
-    let general = run(data, false);
+    let fast = run(data, Mode::Fast);
+    let general = run(data, Mode::General);
     if let Some(i) = (0..fast.len()).find(|&i| fast.get(i) != general.get(i)) {
         panic!("operation {i}: the fast path and the general path disagree (LVS_FUZZ_TRACE=1)");
     }
     assert_eq!(fast.len(), general.len());
+    let burst = run(data, Mode::Burst);
+    if let Some(i) = (0..fast.len()).find(|&i| fast.get(i) != burst.get(i)) {
+        panic!("operation {i}: process_burst and process disagree (LVS_FUZZ_TRACE=1)");
+    }
+    assert_eq!(fast.len(), burst.len());
 });

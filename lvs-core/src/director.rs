@@ -1323,8 +1323,28 @@ impl<'a, const D: usize> Director<'a, D> {
             ),
             (Method::DirectRoute, _) => (true, e.daddr),
             (Method::Tunnel, _) => {
-                // Encapsulation, with the general path's code and the parse's view.
                 let c = *e;
+                // 4in4 at fixed offsets where it applies (an IPv4 real server, a tunnel
+                // source, headroom, within the MTU): the bytes `tunnel` would write.
+                let rip = match self.dests.get(c.dest as usize) {
+                    Some(Some(d)) => d.addr,
+                    _ => c.daddr.to_ip(),
+                };
+                if let (IpAddr::V4(rip), Some(src)) = (rip, self.cfg.tun_src_v4) {
+                    let ident = self.tun_ident.wrapping_add(1);
+                    let (total, mtu) = (t.total_len, self.cfg.tun_mtu);
+                    let (s, d) = (src.octets(), rip.octets());
+                    if let Some(out) =
+                        tun::encap_v4_fixed(buf, frame.clone(), total, s, d, ident, mtu)
+                    {
+                        self.tun_ident = ident;
+                        return Some(Verdict::Forward {
+                            frame: out,
+                            next_hop: IpAddr::V4(rip),
+                        });
+                    }
+                }
+                // Otherwise the general path's code, from the parse's view.
                 return Some(self.tunnel::<Ipv4Addr>(c, buf, frame, &t.info()));
             }
         };

@@ -29,8 +29,8 @@
 //! one read of a 44-byte record at `hash & (size - 1)` in an array of `size` records
 //! (the byte size of the table's entries), then the same rewrite as the director's fast
 //! path with the target read from that record (NAT, FULLNAT: `fwd::rewrite_v4_fixed`;
-//! TUN: `tun::encap`; DR: none, as `process` does none for DR: the caller sets the
-//! MACs). Before commit 1e4463d the baseline hashed through `siphasher`'s streaming API
+//! TUN: `tun::encap_v4_fixed`; DR: none, as `process` does none for DR: the caller sets
+//! the MACs). Before commit 1e4463d the baseline hashed through `siphasher`'s streaming API
 //! and rewrote through the `FrameInfo`-based `nat::*`/`fullnat::*`, slower code than
 //! the director's own: 309 instead of 246 instructions for NAT in at 1K. The records are filled from the
 //! director's connections; two keys that share a record get one of the two targets, so a
@@ -105,13 +105,13 @@ use lvs_core::director::{
     Config, DestMeta, DestSpec, Director, Packet, Rx, SchedStorage, Service, ServiceKey,
     ServiceSpec, Storage, Verdict,
 };
-use lvs_core::fwd::tun::{self, TunParams};
+use lvs_core::fwd::tun;
 use lvs_core::fwd::{self, Endpoint};
 use lvs_core::sched::{SchedFlags, SchedKind};
 use lvs_core::service::{Method, RealServer};
 use lvs_core::stats::DropReason;
 use lvs_core::time::{Duration as LvsDuration, Instant};
-use lvs_core::wire::{Fragment, FrameInfo, IpInfo, IpProtocol, IpVersion, L4Info, TcpFlags};
+use lvs_core::wire::{FrameInfo, L4Info};
 use lvs_tests::frames::{self, Flow};
 use siphasher::sip::SipHasher13;
 
@@ -897,37 +897,6 @@ fn extract(frame: &[u8]) -> ([u8; 4], u16, [u8; 4], u16) {
     (src, be16(34), dst, be16(36))
 }
 
-/// A `FrameInfo` of the same frame, read the same way (for `tun::encap`, which takes one
-/// as the fast path's TUN does).
-#[inline(always)]
-fn extract_info(frame: &[u8]) -> FrameInfo {
-    let f: &[u8; 48] = frame[..48].try_into().expect("48 bytes");
-    let be16 = |o: usize| u16::from_be_bytes([f[o], f[o + 1]]);
-    let src = [f[26], f[27], f[28], f[29]];
-    let dst = [f[30], f[31], f[32], f[33]];
-    let (sport, dport) = (be16(34), be16(36));
-    FrameInfo {
-        l3_offset: ETH,
-        vlan: None,
-        ip: IpInfo {
-            version: IpVersion::V4,
-            src: IpAddr::V4(Ipv4Addr::from(src)),
-            dst: IpAddr::V4(Ipv4Addr::from(dst)),
-            header_len: 20,
-            total_len: usize::from(be16(16)),
-            protocol: IpProtocol::Tcp,
-            fragment: Fragment::Whole,
-            hop_limit: f[22],
-            dont_fragment: f[20] & 0x40 != 0,
-        },
-        l4: L4Info::Tcp {
-            src_port: sport,
-            dst_port: dport,
-            flags: TcpFlags(f[47]),
-        },
-    }
-}
-
 /// The limit: hash, one record read, the rewrite.
 struct Baseline {
     m: M,
@@ -1077,16 +1046,13 @@ impl Baseline {
             ),
             (M::Dr, _) => Ok(IpAddr::V4(Ipv4Addr::from(r.in_dst))),
             (M::Tun, _) => {
-                let info = extract_info(&slot[head..]);
+                // The fast path's encapsulation: `tun::encap_v4_fixed`.
                 self.ident = self.ident.wrapping_add(1);
-                let p = TunParams {
-                    src: IpAddr::V4(DIP),
-                    dst: IpAddr::V4(Ipv4Addr::from(r.in_dst)),
-                    ident: self.ident,
-                    flow_label: u32::from(sport) ^ (u32::from(dport) << 4),
-                    mtu: 1500,
-                };
-                tun::encap(slot, frame, &info, &p).map(|_| p.dst)
+                let total = u16::from_be_bytes([slot[head + 16], slot[head + 17]]);
+                let dst = Ipv4Addr::from(r.in_dst);
+                tun::encap_v4_fixed(slot, frame, total, DIP.octets(), r.in_dst, self.ident, 1500)
+                    .map(|_| IpAddr::V4(dst))
+                    .ok_or(fwd::Error::NoRoom)
             }
         }
     }

@@ -592,6 +592,81 @@ mod test {
     }
 
     #[test]
+    fn test_tun_4in4_fixed_matches_the_fixture() {
+        let mut buf = std::vec![0u8; 64 + TUN_V4.len()];
+        buf[64..].copy_from_slice(TUN_V4);
+        let n = buf.len();
+        let total = u16::from_be_bytes([TUN_V4[16], TUN_V4[17]]);
+        let (s, d) = ([10, 0, 0, 1], [10, 0, 0, 11]);
+        let out = tun::encap_v4_fixed(&mut buf, 64..n, total, s, d, 0x1234, 1500).unwrap();
+        set_macs(&mut buf[out.clone()], DMAC, RMAC).unwrap();
+        assert_eq!(hex(&buf[out]), hex(TUN_4IN4_OUT));
+        // No headroom, or too big for the MTU: left to `encap`, the buffer untouched.
+        let mut small = TUN_V4.to_vec();
+        let n = small.len();
+        assert_eq!(
+            tun::encap_v4_fixed(&mut small, 0..n, total, s, d, 1, 1500),
+            None
+        );
+        assert_eq!(small, TUN_V4);
+        let mut b2 = std::vec![0u8; 64 + TUN_V4.len()];
+        b2[64..].copy_from_slice(TUN_V4);
+        let n = b2.len();
+        assert_eq!(
+            tun::encap_v4_fixed(&mut b2, 64..n, total, s, d, 1, total + 19),
+            None
+        );
+        assert_eq!(&b2[64..], TUN_V4);
+    }
+
+    proptest::proptest! {
+        /// The fixed-offset 4in4 encapsulation writes what `encap` writes, for any TOS
+        /// (ECN CE included), DF, TTL, identification, padding and headroom, and declines
+        /// exactly where `encap` would not work in the headroom.
+        #[test]
+        fn prop_tun_4in4_fixed_equals_encap(
+            tos in proptest::prelude::any::<u8>(),
+            df in proptest::prelude::any::<bool>(),
+            ttl in proptest::prelude::any::<u8>(),
+            ident in proptest::prelude::any::<u16>(),
+            pad in 0usize..8,
+            headroom in 0usize..40,
+            mtu in 40u16..200,
+        ) {
+            let mut frame = TUN_V4.to_vec();
+            frame[15] = tos;
+            frame[20] = if df { 0x40 } else { 0 };
+            frame[21] = 0;
+            frame[22] = ttl;
+            frame[24] = 0;
+            frame[25] = 0;
+            let c = crate::checksum::checksum(&frame[14..34]);
+            frame[24..26].copy_from_slice(&c.to_be_bytes());
+            frame.resize(frame.len() + pad, 0);
+            let info = FrameInfo::parse(&frame).unwrap();
+            let total = u16::from_be_bytes([frame[16], frame[17]]);
+            let mut a = std::vec![0u8; headroom + frame.len()];
+            a[headroom..].copy_from_slice(&frame);
+            let mut b = a.clone();
+            let range = headroom..a.len();
+            let p = tun::TunParams { ident, mtu, ..tun_params(v4("10.0.0.1"), v4("10.0.0.11")) };
+            let fixed = tun::encap_v4_fixed(&mut a, range.clone(), total, [10, 0, 0, 1], [10, 0, 0, 11], ident, mtu);
+            match fixed {
+                Some(out) => {
+                    let want = tun::encap(&mut b, range, &info, &p).unwrap();
+                    proptest::prop_assert_eq!(&out, &want);
+                    proptest::prop_assert_eq!(&a[out.clone()], &b[want]);
+                }
+                None => {
+                    proptest::prop_assert_eq!(&a[headroom..], &frame[..]);
+                    let r = tun::encap(&mut b, range, &info, &p);
+                    proptest::prop_assert!(headroom < 20 || r.is_err(), "{:?}", r);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn test_tun_6in6_and_6in4() {
         check_encap(
             TUN_V6,

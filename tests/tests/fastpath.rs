@@ -174,10 +174,7 @@ fn ipv4_header_checksum(f: &mut [u8]) {
     if f.len() >= 34 && f[12..14] == [0x08, 0x00] && f[14] >> 4 == 4 {
         let hl = usize::from(f[14] & 0x0f) * 4;
         if hl >= 20 && f.len() >= 14 + hl {
-            f[24] = 0;
-            f[25] = 0;
-            let c = lvs_core::checksum::checksum(&f[14..14 + hl]);
-            f[24..26].copy_from_slice(&c.to_be_bytes());
+            lvs_core::wire::Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
         }
     }
 }

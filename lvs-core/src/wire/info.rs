@@ -687,10 +687,7 @@ mod test {
         if f.len() >= 34 && f[14] >> 4 == 4 {
             let hl = usize::from(f[14] & 0xf) * 4;
             if hl >= 20 && f.len() >= 14 + hl {
-                f[24] = 0;
-                f[25] = 0;
-                let c = crate::checksum::checksum(&f[14..14 + hl]);
-                f[24..26].copy_from_slice(&c.to_be_bytes());
+                Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
             }
         }
     }

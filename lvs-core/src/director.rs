@@ -1159,7 +1159,8 @@ impl<'a, const D: usize> Director<'a, D> {
                 // The reads' results are combined and kept, so that they are made.
                 let mut sink = 0u8;
                 for p in group.iter_mut() {
-                    sink ^= p.buf.as_mut().get(p.frame.start + 23).copied().unwrap_or(0);
+                    let at = p.frame.start.saturating_add(23);
+                    sink ^= p.buf.as_mut().get(at).copied().unwrap_or(0);
                 }
                 let mut slots = [0u32; GROUP];
                 let table = &self.tables.v4;

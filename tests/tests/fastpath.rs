@@ -475,3 +475,30 @@ fn test_established_nat_both_ways() {
         assert_eq!(state(&fast), state(&slow));
     }
 }
+
+/// A burst whose frame ranges lie outside their buffers (up to `usize::MAX`) gets a
+/// verdict for each, as `process` gives it, and no panic (debug builds check overflow).
+#[test]
+fn test_burst_with_ranges_outside_the_buffer() {
+    let (mut burst, _) = harness(true);
+    burst.d.config_mut().burst_read_ahead_from = 0;
+    let (mut seq, _) = harness(true);
+    let now = Instant::from_secs(10);
+    let ranges = [
+        usize::MAX - 1..usize::MAX,
+        usize::MAX..usize::MAX,
+        std::ops::Range { start: 40, end: 20 },
+        0..1000,
+        10..70,
+    ];
+    let mut pkts: Vec<Packet<Vec<u8>>> = ranges
+        .iter()
+        .map(|r| Packet::new(burst.rx, vec![0u8; 64], r.clone()))
+        .collect();
+    burst.d.process_burst(now, &mut pkts);
+    for (p, r) in pkts.iter().zip(ranges) {
+        let want = seq.d.process(now, seq.rx, &mut [0u8; 64], r.clone());
+        assert_eq!(p.verdict, want, "{r:?}");
+    }
+    assert_eq!(state(&burst), state(&seq));
+}

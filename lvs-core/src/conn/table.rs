@@ -650,7 +650,7 @@ impl<A: FlowAddr> Key<A> {
                 | u64::from(self.p1.swap_bytes()) << 48;
             let tail = u64::from(u32::from_le_bytes(a2)) | u64::from(self.p2.swap_bytes()) << 32;
             let (k0, k1) = hasher.keys();
-            return siphash13_14(k0, k1, m0, tail);
+            return siphash13_14_outlined(k0, k1, m0, tail);
         }
         let mut buf = [0u8; 2 + 16 + 2 + 16 + 2];
         let n = a1.len();
@@ -682,6 +682,13 @@ impl<A: FlowAddr> Key<A> {
         }
         h.finish()
     }
+}
+
+/// [`siphash13_14`] out of line: the key's words travel in registers, and the caller
+/// (a lookup, inlined into the packet path) keeps its own registers for the rest.
+#[inline(never)]
+fn siphash13_14_outlined(k0: u64, k1: u64, m0: u64, tail: u64) -> u64 {
+    siphash13_14(k0, k1, m0, tail)
 }
 
 /// SipHash-1-3 (keys `k0`, `k1`) of exactly 14 bytes: the first eight as the
@@ -1296,7 +1303,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     }
 
     /// The hash of `key`, from `hints` when a lookup computed it.
-    #[inline]
+    #[inline(always)]
     fn hash_with(&self, side: Side, key: &Key<A>, hints: &Hints<A>) -> u64 {
         match hints.get(side, key) {
             Some(h) => h,

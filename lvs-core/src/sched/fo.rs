@@ -33,27 +33,33 @@ impl Scheduler for Fo {
     fn update(&mut self, _dests: Dests<'_>) {}
 
     fn schedule(&mut self, dests: Dests<'_>, _input: &SchedInput) -> Option<DestId> {
-        // (id, weight) of the heaviest so far; weight 0 never beats the start value.
-        let mut best: Option<(DestId, u32)> = None;
-        let mut hw = 0u32;
-        for (id, d) in dests.iter() {
-            if d.is_available() && d.weight > hw {
-                best = Some((id, d.weight));
-                hw = d.weight;
+        // (list position, weight) of the heaviest available server so far; weight 0 is
+        // "none yet". An available server has a weight above 0, so the first replaces
+        // "none yet", a later one only with a strictly higher weight, and one of weight 0
+        // never.
+        let (table, members) = dests.parts();
+        let mut best: (usize, u32) = (0, 0);
+        super::each_at(members, |p, id| {
+            if let Some(d) = super::not_overloaded(table, id)
+                && d.weight > best.1
+            {
+                super::replace(&mut best, (p, d.weight));
             }
-        }
-        match best {
-            Some((id, w)) => lvs_trace!("fo: server {} weight {}", id, w),
+        });
+        let (bpos, hw) = best;
+        let bid = members.get(bpos).copied().filter(|_| hw != 0);
+        match bid {
+            Some(id) => lvs_trace!("fo: server {} weight {}", id, hw),
             None => lvs_trace!("fo: no destination available"),
         }
-        best.map(|(id, _)| id)
+        bid
     }
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::sched::testutil::{input, table};
+    use crate::sched::testutil::{arb_dests, input, table};
     use crate::service::RealServer;
     use proptest::prelude::*;
     use std::vec::Vec;
@@ -84,6 +90,28 @@ mod test {
         let (mut t, m) = table(&[0, 4]);
         t[1].as_mut().unwrap().overloaded = true;
         assert_eq!(pick(&t, &m), None);
+    }
+
+    /// The scan as it was before it was unrolled (`Dests::iter`, `is_available`,
+    /// `Option` state): the reference the unrolled scan must agree with.
+    fn reference(dests: Dests<'_>) -> Option<DestId> {
+        let mut best: Option<(DestId, u32)> = None;
+        let mut hw = 0u32;
+        for (id, d) in dests.iter() {
+            if d.is_available() && d.weight > hw {
+                best = Some((id, d.weight));
+                hw = d.weight;
+            }
+        }
+        best.map(|(id, _)| id)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn prop_same_as_plain_scan((t, m) in arb_dests()) {
+            prop_assert_eq!(pick(&t, &m), reference(Dests::new(&t, &m)));
+        }
     }
 
     proptest! {

@@ -35,29 +35,39 @@ impl Scheduler for Lc {
     fn update(&mut self, _dests: Dests<'_>) {}
 
     fn schedule(&mut self, dests: Dests<'_>, _input: &SchedInput) -> Option<DestId> {
-        let mut least: Option<(DestId, u32)> = None;
-        for (id, d) in dests.iter() {
-            if !d.is_available() {
-                continue;
+        // The least overhead so far, and its server; NONE (above every overhead) until
+        // an available server is seen.
+        const NONE: u64 = u64::MAX;
+        let (table, members) = dests.parts();
+        let mut best: (usize, u64) = (0, NONE);
+        super::each_at(members, |p, id| {
+            let Some(d) = super::not_overloaded(table, id) else {
+                return;
+            };
+            // The kernel's rule: an available server replaces the choice when its
+            // overhead `min(x, u32::MAX)` is below the least so far, `loh`. That is when
+            // `x < loh`: `loh` is NONE or an overhead, at most u32::MAX, so if `x` is
+            // capped only NONE is above the cap, and NONE is above every `x`; otherwise the
+            // two are `x`.
+            let x = super::conn_overhead_exact(d);
+            if x < best.1 && d.weight != 0 {
+                super::replace(&mut best, (p, x.min(u64::from(u32::MAX))));
             }
-            let doh = d.conn_overhead();
-            match least {
-                Some((_, loh)) if doh >= loh => {}
-                _ => least = Some((id, doh)),
-            }
-        }
-        match least {
-            Some((id, loh)) => lvs_trace!("lc: server {} overhead {}", id, loh),
+        });
+        let (lpos, loh) = best;
+        let lid = members.get(lpos).copied().filter(|_| loh != NONE);
+        match lid {
+            Some(id) => lvs_trace!("lc: server {} overhead {}", id, loh),
             None => lvs_trace!("lc: no destination available"),
         }
-        least.map(|(id, _)| id)
+        lid
     }
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::sched::testutil::{input, table};
+    use crate::sched::testutil::{arb_dests, input, table};
     use proptest::prelude::*;
     use std::vec::Vec;
 
@@ -103,6 +113,46 @@ mod test {
         assert_eq!(pick(&t, &m), None);
         let (t, m) = table(&[0, 0]);
         assert_eq!(pick(&t, &m), None);
+    }
+
+    /// The scan as it was before it was unrolled (`Dests::iter`, `is_available`,
+    /// `Option` state): the reference the unrolled scan must agree with.
+    fn reference(dests: Dests<'_>) -> Option<DestId> {
+        let mut least: Option<(DestId, u32)> = None;
+        for (id, d) in dests.iter() {
+            if !d.is_available() {
+                continue;
+            }
+            let doh = d.conn_overhead();
+            match least {
+                Some((_, loh)) if doh >= loh => {}
+                _ => least = Some((id, doh)),
+            }
+        }
+        least.map(|(id, _)| id)
+    }
+
+    #[test]
+    fn test_capped_overheads_tie() {
+        // Both overheads are capped at u32::MAX (2^24 active connections, or 2^24 - 1
+        // and many inactive ones): a tie, the first wins, though uncapped the second
+        // would be less.
+        let (mut t, m) = table(&[1, 1]);
+        t[0].as_mut().unwrap().active_conns = 1 << 24;
+        t[1].as_mut().unwrap().active_conns = (1 << 24) - 1;
+        t[1].as_mut().unwrap().inactive_conns = 256;
+        assert_eq!(t[1].unwrap().conn_overhead(), u32::MAX);
+        assert_eq!(pick(&t, &m), Some(0));
+        t[1].as_mut().unwrap().inactive_conns = 254;
+        assert_eq!(pick(&t, &m), Some(1));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn prop_same_as_plain_scan((t, m) in arb_dests()) {
+            prop_assert_eq!(pick(&t, &m), reference(Dests::new(&t, &m)));
+        }
     }
 
     proptest! {

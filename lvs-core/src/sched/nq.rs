@@ -13,6 +13,7 @@
 
 use super::{Dests, SchedInput, Scheduler};
 use crate::service::DestId;
+use core::ops::ControlFlow;
 
 /// The never-queue scheduler (`nq`). It has no state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,28 +35,40 @@ impl Scheduler for Nq {
     fn update(&mut self, _dests: Dests<'_>) {}
 
     fn schedule(&mut self, dests: Dests<'_>, _input: &SchedInput) -> Option<DestId> {
-        // (id, overhead, weight) of the choice so far.
-        let mut least: Option<(DestId, u64, u64)> = None;
-        for (id, d) in dests.iter() {
-            if !d.is_available() {
-                continue;
+        // (list position, overhead, weight) of the choice so far, weight 0 meaning "none
+        // yet", and the rule by which a server replaces it, as in `least_by_weight`
+        // (whose comment says why that is the kernel's rule, edges included).
+        let (table, members) = dests.parts();
+        let mut best: (usize, u64, u64) = (0, 1, 0);
+        let idle = super::try_each_at(members, |p, id| {
+            if let Some(d) = super::not_overloaded(table, id) {
+                if d.active_conns == 0 {
+                    // Taken at most once a decision (or a quiesced server, skipped below).
+                    super::cold();
+                    if d.weight != 0 {
+                        return ControlFlow::Break((id, d.weight));
+                    }
+                }
+                // The kernel's ip_vs_nq_dest_overhead: active connections plus the new
+                // one, at most 2^32, so no product reaches 2^64.
+                let (doh, dw) = (u64::from(d.active_conns) + 1, u64::from(d.weight));
+                if best.1 * dw > doh * best.2 {
+                    super::replace(&mut best, (p, doh, dw));
+                }
             }
-            if d.active_conns == 0 {
-                lvs_trace!("nq: idle server {} weight {}", id, d.weight);
-                return Some(id);
-            }
-            // The kernel's ip_vs_nq_dest_overhead: active connections plus the new one.
-            let (doh, dw) = (u64::from(d.active_conns) + 1, u64::from(d.weight));
-            match least {
-                Some((_, loh, lw)) if loh * dw <= doh * lw => {}
-                _ => least = Some((id, doh, dw)),
-            }
+            ControlFlow::Continue(())
+        });
+        if let ControlFlow::Break((id, w)) = idle {
+            lvs_trace!("nq: idle server {} weight {}", id, w);
+            return Some(id);
         }
-        match least {
-            Some((id, loh, lw)) => lvs_trace!("nq: server {} overhead {} weight {}", id, loh, lw),
+        let (lpos, loh, lw) = best;
+        let lid = members.get(lpos).copied().filter(|_| lw != 0);
+        match lid {
+            Some(id) => lvs_trace!("nq: server {} overhead {} weight {}", id, loh, lw),
             None => lvs_trace!("nq: no destination available"),
         }
-        least.map(|(id, _, _)| id)
+        lid
     }
 }
 
@@ -63,7 +76,7 @@ impl Scheduler for Nq {
 mod test {
     use super::*;
     use crate::sched::sed::Sed;
-    use crate::sched::testutil::{input, table};
+    use crate::sched::testutil::{arb_dests, input, table};
     use crate::service::RealServer;
     use proptest::prelude::*;
     use std::vec::Vec;
@@ -114,6 +127,46 @@ mod test {
         assert_eq!(pick(&t, &m), None);
         let (t, m) = table(&[]);
         assert_eq!(pick(&t, &m), None);
+    }
+
+    /// The scan as it was before it was unrolled (`Dests::iter`, `is_available`,
+    /// `Option` state): the reference the unrolled scan must agree with.
+    fn reference(dests: Dests<'_>) -> Option<DestId> {
+        let mut least: Option<(DestId, u64, u64)> = None;
+        for (id, d) in dests.iter() {
+            if !d.is_available() {
+                continue;
+            }
+            if d.active_conns == 0 {
+                return Some(id);
+            }
+            let (doh, dw) = (u64::from(d.active_conns) + 1, u64::from(d.weight));
+            match least {
+                Some((_, loh, lw)) if loh * dw <= doh * lw => {}
+                _ => least = Some((id, doh, dw)),
+            }
+        }
+        least.map(|(id, _, _)| id)
+    }
+
+    #[test]
+    fn test_idle_but_quiesced_is_skipped() {
+        // Weight 0 and idle: not available, so neither taken at once nor compared.
+        let (mut t, m) = table(&[0, 2, 1]);
+        t[1].as_mut().unwrap().active_conns = 5; // 6 / 2
+        t[2].as_mut().unwrap().active_conns = 1; // 2 / 1
+        assert_eq!(pick(&t, &m), Some(2));
+        t[2].as_mut().unwrap().active_conns = 0;
+        t[2].as_mut().unwrap().overloaded = true;
+        assert_eq!(pick(&t, &m), Some(1));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn prop_same_as_plain_scan((t, m) in arb_dests()) {
+            prop_assert_eq!(pick(&t, &m), reference(Dests::new(&t, &m)));
+        }
     }
 
     proptest! {

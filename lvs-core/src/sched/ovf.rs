@@ -38,29 +38,34 @@ impl Scheduler for Ovf {
     fn update(&mut self, _dests: Dests<'_>) {}
 
     fn schedule(&mut self, dests: Dests<'_>, _input: &SchedInput) -> Option<DestId> {
-        // (id, weight) of the heaviest eligible server so far.
-        let mut best: Option<(DestId, u32)> = None;
-        for (id, d) in dests.iter() {
-            if !d.is_available() || d.active_conns > d.weight {
-                continue;
+        // (list position, weight) of the heaviest eligible server so far; weight 0 is
+        // "none yet". An eligible server (available, active connections not above its
+        // weight) has a weight above 0, so the first replaces "none yet", a later one
+        // only with a strictly higher weight, and one of weight 0 never.
+        let (table, members) = dests.parts();
+        let mut best: (usize, u32) = (0, 0);
+        super::each_at(members, |p, id| {
+            if let Some(d) = super::not_overloaded(table, id)
+                && d.weight > best.1
+                && d.active_conns <= d.weight
+            {
+                super::replace(&mut best, (p, d.weight));
             }
-            match best {
-                Some((_, hw)) if d.weight <= hw => {}
-                _ => best = Some((id, d.weight)),
-            }
-        }
-        match best {
-            Some((id, w)) => lvs_trace!("ovf: server {} weight {}", id, w),
+        });
+        let (bpos, hw) = best;
+        let bid = members.get(bpos).copied().filter(|_| hw != 0);
+        match bid {
+            Some(id) => lvs_trace!("ovf: server {} weight {}", id, hw),
             None => lvs_trace!("ovf: no destination available"),
         }
-        best.map(|(id, _)| id)
+        bid
     }
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::sched::testutil::{input, table};
+    use crate::sched::testutil::{arb_dests, input, table};
     use crate::service::RealServer;
     use proptest::prelude::*;
     use std::vec::Vec;
@@ -101,6 +106,30 @@ mod test {
         assert_eq!(pick(&t, &m), None);
         let (t, m) = table(&[]);
         assert_eq!(pick(&t, &m), None);
+    }
+
+    /// The scan as it was before it was unrolled (`Dests::iter`, `is_available`,
+    /// `Option` state): the reference the unrolled scan must agree with.
+    fn reference(dests: Dests<'_>) -> Option<DestId> {
+        let mut best: Option<(DestId, u32)> = None;
+        for (id, d) in dests.iter() {
+            if !d.is_available() || d.active_conns > d.weight {
+                continue;
+            }
+            match best {
+                Some((_, hw)) if d.weight <= hw => {}
+                _ => best = Some((id, d.weight)),
+            }
+        }
+        best.map(|(id, _)| id)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn prop_same_as_plain_scan((t, m) in arb_dests()) {
+            prop_assert_eq!(pick(&t, &m), reference(Dests::new(&t, &m)));
+        }
     }
 
     proptest! {

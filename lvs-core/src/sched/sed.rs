@@ -40,14 +40,14 @@ impl Scheduler for Sed {
     fn update(&mut self, _dests: Dests<'_>) {}
 
     fn schedule(&mut self, dests: Dests<'_>, _input: &SchedInput) -> Option<DestId> {
-        super::least_by_weight(dests, "sed", overhead)
+        super::least_by_weight::<false>(dests, "sed", overhead)
     }
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::sched::testutil::{input, table};
+    use crate::sched::testutil::{arb_dests, input, table};
     use proptest::prelude::*;
     use std::vec::Vec;
 
@@ -92,6 +92,31 @@ mod test {
         t[0].as_mut().unwrap().active_conns = u32::MAX;
         // 2^32 / (2^32 - 1) > 1 / 1.
         assert_eq!(pick(&t, &m), Some(1));
+    }
+
+    /// The scan as it was before it was unrolled (`Dests::iter`, `is_available`,
+    /// `Option` state): the reference the unrolled scan must agree with.
+    fn reference(dests: Dests<'_>) -> Option<DestId> {
+        let mut least: Option<(DestId, u64, u64)> = None;
+        for (id, d) in dests.iter() {
+            if !d.is_available() {
+                continue;
+            }
+            let (doh, dw) = (u64::from(d.active_conns) + 1, u64::from(d.weight));
+            match least {
+                Some((_, loh, lw)) if loh * dw <= doh * lw => {}
+                _ => least = Some((id, doh, dw)),
+            }
+        }
+        least.map(|(id, _, _)| id)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn prop_same_as_plain_scan((t, m) in arb_dests()) {
+            prop_assert_eq!(pick(&t, &m), reference(Dests::new(&t, &m)));
+        }
     }
 
     proptest! {

@@ -25,7 +25,8 @@
 //! [`RealServer::conn_overhead`]: crate::service::RealServer::conn_overhead
 
 use super::{Dests, SchedInput, Scheduler, hash32};
-use crate::service::DestId;
+use crate::service::{DestId, RealServer};
+use core::ops::ControlFlow;
 
 /// The power-of-two-choices scheduler (`twos`). It has no state: its randomness is
 /// [`SchedInput::random`].
@@ -52,29 +53,67 @@ fn draws(random: u32, total: u64) -> (u64, u64) {
     )
 }
 
-/// The kernel's walk for draws `r1` and `r2` (each in `0..=T`), then the comparison.
-fn pick(dests: Dests<'_>, mut r1: u64, mut r2: u64) -> Option<DestId> {
-    // (id, weight, overhead) of each draw.
-    let mut c1: Option<(DestId, u64, u64)> = None;
-    let mut c2: Option<(DestId, u64, u64)> = None;
-    for (id, d) in dests.iter() {
-        if !d.is_available() {
-            continue;
+/// The first available server at or after list position `from` with `sum` at least `r`,
+/// where `sum` (updated) adds up the available weights from the start of the walk,
+/// through that server: its position and itself.
+#[inline(always)]
+fn draw<'a>(
+    table: &'a [Option<RealServer>],
+    members: &[DestId],
+    from: usize,
+    sum: &mut u64,
+    r: u64,
+) -> Option<(usize, &'a RealServer)> {
+    let rest = members.get(from..).unwrap_or(&[]);
+    let found = super::try_each_at(rest, |p, id| {
+        if let Some(d) = super::not_overloaded(table, id) {
+            *sum += u64::from(d.weight);
+            if *sum >= r {
+                // Once `sum` reaches `r` this holds at every later step, until a server
+                // of weight above 0 (available) is found.
+                super::cold();
+                if d.weight != 0 {
+                    return ControlFlow::Break((from + p, d));
+                }
+            }
         }
-        let w = u64::from(d.weight);
-        let entry = (id, w, u64::from(d.conn_overhead()));
-        r1 = r1.saturating_sub(w);
-        r2 = r2.saturating_sub(w);
-        if r1 == 0 && c1.is_none() {
-            c1 = Some(entry);
-        }
-        if r2 == 0 && c2.is_none() {
-            c2 = Some(entry);
-        }
-        if c1.is_some() && c2.is_some() {
-            break;
-        }
+        ControlFlow::Continue(())
+    });
+    match found {
+        ControlFlow::Break(c) => Some(c),
+        ControlFlow::Continue(()) => None,
     }
+}
+
+/// The kernel's walk for draws `r1` and `r2` (each in `0..=T`), then the comparison.
+///
+/// The kernel subtracts each available server's weight from `r` (saturating at 0 here)
+/// and draws the first server that brings it to 0: after the servers up to `i`, `r` is
+/// `max(0, r - S(i))` with `S(i)` the sum of the available weights up to `i`
+/// inclusive, so the draw is the first available server with `S(i) >= r`. `S` only
+/// grows: one walk finds the draw of the smaller `r`, then goes on (from that server,
+/// which may be the other draw too) to the draw of the larger.
+fn pick(dests: Dests<'_>, r1: u64, r2: u64) -> Option<DestId> {
+    let (table, members) = dests.parts();
+    let (lo, hi) = (r1.min(r2), r1.max(r2));
+    let mut sum = 0u64;
+    let c_lo = draw(table, members, 0, &mut sum, lo);
+    let c_hi = match c_lo {
+        Some(c) if sum >= hi => Some(c),
+        Some((p, _)) => draw(table, members, p + 1, &mut sum, hi),
+        None => None,
+    };
+    let (c1, c2) = if r1 <= r2 { (c_lo, c_hi) } else { (c_hi, c_lo) };
+    // (id, weight, overhead) of each draw.
+    let entry = |c: Option<(usize, &RealServer)>| {
+        let (p, d) = c?;
+        Some((
+            *members.get(p)?,
+            u64::from(d.weight),
+            u64::from(d.conn_overhead()),
+        ))
+    };
+    let (c1, c2) = (entry(c1), entry(c2));
     let chosen = match (c1, c2) {
         // The second draw wins only with a strictly smaller overhead / weight.
         (Some((_, w1, oh1)), Some((id2, w2, oh2))) if w2 * oh1 > w1 * oh2 => Some(id2),
@@ -96,11 +135,14 @@ impl Scheduler for Twos {
     fn update(&mut self, _dests: Dests<'_>) {}
 
     fn schedule(&mut self, dests: Dests<'_>, input: &SchedInput) -> Option<DestId> {
-        let total: u64 = dests
-            .iter()
-            .filter(|(_, d)| d.is_available())
-            .map(|(_, d)| u64::from(d.weight))
-            .sum();
+        let (table, members) = dests.parts();
+        // The sum of the available weights (weight 0 adds nothing).
+        let mut total = 0u64;
+        super::each_at(members, |_, id| {
+            if let Some(d) = super::not_overloaded(table, id) {
+                total += u64::from(d.weight);
+            }
+        });
         if total == 0 {
             lvs_trace!("twos: no destination available");
             return None;
@@ -113,7 +155,7 @@ impl Scheduler for Twos {
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::sched::testutil::{input, table};
+    use crate::sched::testutil::{arb_dests, input, table};
     use crate::service::RealServer;
     use proptest::prelude::*;
     use std::vec::Vec;
@@ -177,6 +219,67 @@ mod test {
             a == b
         });
         assert!(same.count() < 50);
+    }
+
+    /// The walk as it was before it was unrolled (`Dests::iter`, both draws subtracted
+    /// at every step): the reference the two-stage walk must agree with.
+    fn reference_pick(dests: Dests<'_>, mut r1: u64, mut r2: u64) -> Option<DestId> {
+        let mut c1: Option<(DestId, u64, u64)> = None;
+        let mut c2: Option<(DestId, u64, u64)> = None;
+        for (id, d) in dests.iter() {
+            if !d.is_available() {
+                continue;
+            }
+            let w = u64::from(d.weight);
+            let entry = (id, w, u64::from(d.conn_overhead()));
+            r1 = r1.saturating_sub(w);
+            r2 = r2.saturating_sub(w);
+            if r1 == 0 && c1.is_none() {
+                c1 = Some(entry);
+            }
+            if r2 == 0 && c2.is_none() {
+                c2 = Some(entry);
+            }
+            if c1.is_some() && c2.is_some() {
+                break;
+            }
+        }
+        match (c1, c2) {
+            (Some((_, w1, oh1)), Some((id2, w2, oh2))) if w2 * oh1 > w1 * oh2 => Some(id2),
+            (Some((id1, _, _)), _) => Some(id1),
+            (None, c2) => c2.map(|c| c.0),
+        }
+    }
+
+    /// The schedule as it was, with [`reference_pick`].
+    fn reference(dests: Dests<'_>, random: u32) -> Option<DestId> {
+        let total: u64 = dests
+            .iter()
+            .filter(|(_, d)| d.is_available())
+            .map(|(_, d)| u64::from(d.weight))
+            .sum();
+        if total == 0 {
+            return None;
+        }
+        let (r1, r2) = draws(random, total);
+        reference_pick(dests, r1, r2)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn prop_same_as_plain_walk(
+            (t, m) in arb_dests(),
+            random in any::<u32>(),
+            r in (any::<u64>(), any::<u64>(), 0u64..40, 0u64..40),
+        ) {
+            let d = Dests::new(&t, &m);
+            prop_assert_eq!(sched(&t, &m, random), reference(d, random));
+            // Draws anywhere, past the total included.
+            prop_assert_eq!(pick(d, r.0, r.1), reference_pick(d, r.0, r.1));
+            prop_assert_eq!(pick(d, r.2, r.3), reference_pick(d, r.2, r.3));
+            prop_assert_eq!(pick(d, r.2, r.0), reference_pick(d, r.2, r.0));
+        }
     }
 
     proptest! {

@@ -36,14 +36,14 @@ impl Scheduler for Wlc {
     fn update(&mut self, _dests: Dests<'_>) {}
 
     fn schedule(&mut self, dests: Dests<'_>, _input: &SchedInput) -> Option<DestId> {
-        super::least_by_weight(dests, "wlc", |d| u64::from(d.conn_overhead()))
+        super::least_by_weight::<true>(dests, "wlc", super::conn_overhead_exact)
     }
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::sched::testutil::{input, table};
+    use crate::sched::testutil::{arb_dests, input, table};
     use crate::service::RealServer;
     use proptest::prelude::*;
     use std::vec::Vec;
@@ -93,6 +93,47 @@ mod test {
         t[1].as_mut().unwrap().inactive_conns = u32::MAX - 2;
         // (2^32-1)/(2^32-1) = 1 > (2^32-3)/(2^32-2).
         assert_eq!(pick(&t, &m), Some(1));
+    }
+
+    /// The scan as it was before it was unrolled (`Dests::iter`, `is_available`,
+    /// `Option` state): the reference the unrolled scan must agree with.
+    fn reference(dests: Dests<'_>) -> Option<DestId> {
+        let mut least: Option<(DestId, u64, u64)> = None;
+        for (id, d) in dests.iter() {
+            if !d.is_available() {
+                continue;
+            }
+            let (doh, dw) = (u64::from(d.conn_overhead()), u64::from(d.weight));
+            match least {
+                Some((_, loh, lw)) if loh * dw <= doh * lw => {}
+                _ => least = Some((id, doh, dw)),
+            }
+        }
+        least.map(|(id, _, _)| id)
+    }
+
+    #[test]
+    fn test_capped_overheads_tie() {
+        // Equal weights, both overheads capped at u32::MAX: a tie, the first wins,
+        // though uncapped the second would be less loaded.
+        let (mut t, m) = table(&[3, 3, 5]);
+        t[0].as_mut().unwrap().active_conns = 1 << 25;
+        t[1].as_mut().unwrap().active_conns = 1 << 24;
+        t[2].as_mut().unwrap().active_conns = u32::MAX;
+        assert_eq!(pick(&t, &m), Some(2));
+        t[2].as_mut().unwrap().weight = 3;
+        assert_eq!(pick(&t, &m), Some(0));
+        // Capped against uncapped: u32::MAX / 3 against (2^32 - 256) / 3.
+        t[1].as_mut().unwrap().active_conns = (1 << 24) - 1;
+        assert_eq!(pick(&t, &m), Some(1));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn prop_same_as_plain_scan((t, m) in arb_dests()) {
+            prop_assert_eq!(pick(&t, &m), reference(Dests::new(&t, &m)));
+        }
     }
 
     proptest! {

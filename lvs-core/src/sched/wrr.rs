@@ -25,6 +25,9 @@
 //!   weights: passes that cannot find a server (`cw` above the largest available
 //!   weight) are stepped over in O(1), giving the same choice and the same state as
 //!   walking them (the kernel walks them: O(n * max weight / gcd) in the worst case).
+//!   The largest available weight is learnt from the first such pass, which is walked
+//!   once, not scanned for on every call: a search that chooses a server costs only the
+//!   servers it walks, as in the kernel (amortised O(1) for similar weights).
 //!   No allocation, no panic; `None` only when no server is available.
 //! - Updating ([`Wrr::update`]): O(n).
 
@@ -110,15 +113,14 @@ impl Scheduler for Wrr {
             lvs_trace!("wrr: no destination available");
             return None;
         }
-        let n = dests.len();
-        // The largest weight among available servers: a pass from the head with `cw`
-        // above it finds nothing, so it need not be walked.
-        let max_avail = dests
-            .iter()
-            .filter(|(_, d)| d.is_available())
-            .map(|(_, d)| i64::from(d.weight))
-            .max()
-            .unwrap_or(0);
+        let (table, members) = dests.parts();
+        let n = members.len();
+        // The largest weight among available servers (0 if none), once known: a pass
+        // from the head with `cw` above it finds nothing, so it need not be walked. It is
+        // not scanned for up front: most searches choose a server before they need it.
+        // A walk from the head that completes without a choice has seen every server,
+        // and learns it then (see below).
+        let mut max_avail: Option<i64> = None;
 
         // The kernel's search, round by round. `cur` is where the walk resumes (`None`:
         // the head), `last` where this search started, `stop` the position at which the
@@ -130,7 +132,10 @@ impl Scheduler for Wrr {
         let mut restarted = false;
         for _ in 0..MAX_ROUNDS {
             let from_head = cur.is_none();
-            if from_head && self.cw > max_avail {
+            // Whether this round is a whole pass from the head that chooses nothing and
+            // stops nowhere, with the largest available weight.
+            let mut empty_pass: Option<i64> = None;
+            if let Some(max_avail) = max_avail.filter(|&m| from_head && self.cw > m) {
                 // A whole pass that chooses nothing.
                 if let Some(s) = stop.filter(|&s| s < n) {
                     // It would reach `stop` and give up there.
@@ -138,32 +143,48 @@ impl Scheduler for Wrr {
                     lvs_trace!("wrr: no destination available");
                     return None;
                 }
-                // Step over the passes whose `cw` stays above both `di` and `max_avail`:
-                // none of them chooses, wraps or changes `last_pass` or `stop`.
-                let floor = self.di.max(max_avail);
-                if self.cw > floor {
-                    let k = (self.cw - floor - 1).checked_div(self.di).unwrap_or(0);
-                    self.cw -= k * self.di;
-                }
+                empty_pass = Some(max_avail);
             } else {
                 let begin = match cur {
                     Some(p) => p.saturating_add(1),
                     None => 0,
                 };
-                for p in begin..n {
-                    if let Some((id, d)) = dests.get(p)
-                        && d.is_available()
-                        && i64::from(d.weight) >= self.cw
-                    {
-                        self.pos = Some(p);
-                        lvs_trace!("wrr: server {} weight {} cw {}", id, d.weight, self.cw);
-                        return Some(id);
+                // The largest available weight among the servers walked.
+                let mut seen = 0i64;
+                let rest = members.get(begin..).unwrap_or(&[]);
+                for (p, &id) in (begin..).zip(rest) {
+                    if let Some(d) = super::not_overloaded(table, id) {
+                        // Available: not overloaded, weight above 0.
+                        let w = i64::from(d.weight);
+                        if w > 0 && w >= self.cw {
+                            self.pos = Some(p);
+                            lvs_trace!("wrr: server {} weight {} cw {}", id, d.weight, self.cw);
+                            return Some(id);
+                        }
+                        seen = seen.max(w);
                     }
                     if stop == Some(p) {
                         self.pos = Some(p);
                         lvs_trace!("wrr: no destination available");
                         return None;
                     }
+                }
+                if from_head {
+                    // A whole pass: every server walked, none chosen, none stopped at;
+                    // `seen` is the largest available weight. If `cw` is above it, this
+                    // is the pass the branch above steps over once the weight is known
+                    // (walking it changed nothing), so the stepping below is the same.
+                    max_avail = Some(seen);
+                    empty_pass = Some(seen).filter(|&m| self.cw > m);
+                }
+            }
+            if let Some(max_avail) = empty_pass {
+                // Step over the passes whose `cw` stays above both `di` and `max_avail`:
+                // none of them chooses, wraps or changes `last_pass` or `stop`.
+                let floor = self.di.max(max_avail);
+                if self.cw > floor {
+                    let k = (self.cw - floor - 1).checked_div(self.di).unwrap_or(0);
+                    self.cw -= k * self.di;
                 }
             }
             // End of the list: lower the current weight.
@@ -197,7 +218,7 @@ impl Scheduler for Wrr {
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::sched::testutil::{input, table};
+    use crate::sched::testutil::{arb_dests, arb_weight, input, table};
     use crate::service::RealServer;
     use proptest::prelude::*;
     use std::vec::Vec;
@@ -254,6 +275,92 @@ mod test {
                 stop = last;
             }
         }
+    }
+
+    /// `schedule` as it was before the largest available weight was learnt from the
+    /// walk: scanned for up front on every call. The reference for the state and the
+    /// choices, with huge weights too (it steps over empty passes as `schedule` does).
+    fn scan_up_front(w: &mut Wrr, dests: Dests<'_>) -> Option<DestId> {
+        if w.mw == 0 {
+            return None;
+        }
+        let n = dests.len();
+        // The largest weight among available servers: a pass from the head with `cw`
+        // above it finds nothing, so it need not be walked.
+        let max_avail = dests
+            .iter()
+            .filter(|(_, d)| d.is_available())
+            .map(|(_, d)| i64::from(d.weight))
+            .max()
+            .unwrap_or(0);
+
+        // The kernel's search, round by round. `cur` is where the walk resumes (`None`:
+        // the head), `last` where this search started, `stop` the position at which the
+        // final pass gives up.
+        let last = w.pos;
+        let mut cur = w.pos;
+        let mut stop: Option<usize> = None;
+        let mut last_pass = false;
+        let mut restarted = false;
+        for _ in 0..MAX_ROUNDS {
+            let from_head = cur.is_none();
+            if from_head && w.cw > max_avail {
+                // A whole pass that chooses nothing.
+                if let Some(s) = stop.filter(|&s| s < n) {
+                    // It would reach `stop` and give up there.
+                    w.pos = Some(s);
+                    return None;
+                }
+                // Step over the passes whose `cw` stays above both `di` and `max_avail`:
+                // none of them chooses, wraps or changes `last_pass` or `stop`.
+                let floor = w.di.max(max_avail);
+                if w.cw > floor {
+                    let k = (w.cw - floor - 1).checked_div(w.di).unwrap_or(0);
+                    w.cw -= k * w.di;
+                }
+            } else {
+                let begin = match cur {
+                    Some(p) => p.saturating_add(1),
+                    None => 0,
+                };
+                for p in begin..n {
+                    if let Some((id, d)) = dests.get(p)
+                        && d.is_available()
+                        && i64::from(d.weight) >= w.cw
+                    {
+                        w.pos = Some(p);
+                        return Some(id);
+                    }
+                    if stop == Some(p) {
+                        w.pos = Some(p);
+                        return None;
+                    }
+                }
+            }
+            // End of the list: lower the current weight.
+            cur = None;
+            w.cw -= w.di;
+            if w.cw <= 0 {
+                w.cw = w.mw;
+                // Give up once every server was tried at weight 1: either a last pass
+                // was made, or this search started at the head (its first walk covered
+                // the whole list).
+                if last_pass || last.is_none() {
+                    w.pos = None;
+                    return None;
+                }
+                restarted = true;
+            }
+            last_pass = w.cw <= w.di;
+            if last_pass && restarted && last.is_some() {
+                // The first walk at weight 1 covered only the servers after `last`;
+                // this one covers the rest, up to `last`.
+                stop = last;
+            }
+        }
+        // Not reached (see MAX_ROUNDS); behave as a failed search.
+        w.pos = None;
+        None
     }
 
     #[test]
@@ -453,6 +560,43 @@ mod test {
                             s.update(Dests::new(&t, &m));
                             r.update(Dests::new(&t, &m));
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn prop_same_as_scan_up_front(
+            (t, m) in arb_dests(),
+            ops in proptest::collection::vec(
+                (0usize..12, any::<bool>(), arb_weight(), 0u8..4, 1usize..4),
+                0..30,
+            ),
+        ) {
+            let mut t = t;
+            let mut s = fresh(&t, &m);
+            let mut r = s;
+            for (i, flip, w, kind, calls) in ops {
+                for _ in 0..calls {
+                    let want = scan_up_front(&mut r, Dests::new(&t, &m));
+                    let got = s.schedule(Dests::new(&t, &m), &input(1, 1, 0));
+                    prop_assert_eq!(got, want);
+                    prop_assert_eq!(s, r);
+                }
+                if let Some(Some(d)) = t.get_mut(i) {
+                    if flip {
+                        d.overloaded = !d.overloaded;
+                    }
+                    // A weight edit followed by update, as the director does, or not.
+                    if kind < 2 {
+                        d.weight = w;
+                    }
+                    if kind == 0 {
+                        s.update(Dests::new(&t, &m));
+                        r.update(Dests::new(&t, &m));
                     }
                 }
             }

@@ -634,7 +634,7 @@ impl<A: FlowAddr> Key<A> {
 
     /// The keyed hash: SipHash-1-3 over kind, protocol, then each address and port in
     /// network order.
-    #[inline]
+    #[inline(always)]
     fn hash(&self, hasher: &SipHasher13) -> u64 {
         // The key's bytes fed as whole little-endian words: the same byte stream (and so
         // the same hash) as a write per field, without the hasher's buffering of slices.

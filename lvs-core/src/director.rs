@@ -552,6 +552,7 @@ pub struct Director<'a, const D: usize = 64> {
     next_laddr: usize,
     tun_ident: u16,
     fast_path: bool,
+    svc_index: SvcIndex,
 }
 
 /// The accounting every removal of a connection makes at its real server: the counts
@@ -638,7 +639,15 @@ impl<'a, const D: usize> Director<'a, D> {
             next_laddr: 0,
             tun_ident: (cfg.seed >> 17) as u16,
             fast_path: true,
+            svc_index: SvcIndex::EMPTY,
         }
+        .with_service_index()
+    }
+
+    /// `self` with its service index built from the service slots.
+    fn with_service_index(mut self) -> Self {
+        self.svc_index = SvcIndex::build(self.services);
+        self
     }
 
     // ---------------------------------------------------------------- control API
@@ -672,9 +681,19 @@ impl<'a, const D: usize> Director<'a, D> {
     }
 
     fn find_service(&self, key: &ServiceKey) -> Option<usize> {
-        self.services
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|s| s.spec.key == *key))
+        let is = |i: usize| {
+            self.services
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.spec.key == *key)
+        };
+        match self.svc_index.find(key, is) {
+            Some(found) => found,
+            None => self
+                .services
+                .iter()
+                .position(|s| s.as_ref().is_some_and(|s| s.spec.key == *key)),
+        }
     }
 
     fn validate_service(spec: &ServiceSpec) -> Result<(), ControlError> {
@@ -720,6 +739,7 @@ impl<'a, const D: usize> Director<'a, D> {
                 stats,
             });
         }
+        self.svc_index = SvcIndex::build(self.services);
         Ok(idx)
     }
 
@@ -781,6 +801,7 @@ impl<'a, const D: usize> Director<'a, D> {
         if let Some(st) = self.sched_storage.get_mut(idx) {
             svc.sched.release(st);
         }
+        self.svc_index = SvcIndex::build(self.services);
         Ok(())
     }
 
@@ -1471,6 +1492,7 @@ impl<'a, const D: usize> Director<'a, D> {
     fn lookup_service(&self, proto: Proto, addr: &IpAddr, port: u16, fwmark: u32) -> Option<usize> {
         let family = IpVersion::of(addr);
         if fwmark != 0
+            && self.svc_index.marks > 0
             && let Some(i) = self.find_service(&ServiceKey::FwMark {
                 mark: fwmark,
                 family,
@@ -1484,6 +1506,9 @@ impl<'a, const D: usize> Director<'a, D> {
             port,
         })
         .or_else(|| {
+            if self.svc_index.wildcards == 0 {
+                return None;
+            }
             self.find_service(&ServiceKey::Addr {
                 proto,
                 addr: *addr,
@@ -2261,6 +2286,100 @@ fn count_in_place<const D: usize>(
         && let Some(Some(s)) = services.get_mut(svc as usize)
     {
         add(&mut s.stats);
+    }
+}
+
+/// Slots of [`SvcIndex`]: 256 bytes.
+const SVC_INDEX_SLOTS: usize = 128;
+/// Slots a service key may take, from its home slot on.
+const SVC_INDEX_PROBE: usize = 4;
+
+/// Where the services are, for the new-connection path: service lookups in O(1), hit
+/// or miss, where the control path scanned every slot (a cost that grew with the
+/// number of services, on every new connection and every packet for the local stack).
+///
+/// An open-addressed table of slot numbers (plus one; 0 is empty) keyed by a hash of
+/// the service key, rebuilt from the service slots whenever a service is added or
+/// deleted. A hit is verified against the slot's key, so the index can never name a
+/// wrong service; a miss is final when every service found a place (`complete`), and
+/// otherwise falls back to the scan.
+#[derive(Debug, Clone, Copy)]
+struct SvcIndex {
+    slots: [u16; SVC_INDEX_SLOTS],
+    /// Every service is in `slots`.
+    complete: bool,
+    /// Services keyed by port 0 (every port).
+    wildcards: u16,
+    /// Firewall-mark services.
+    marks: u16,
+}
+
+impl SvcIndex {
+    const EMPTY: SvcIndex = SvcIndex {
+        slots: [0; SVC_INDEX_SLOTS],
+        complete: true,
+        wildcards: 0,
+        marks: 0,
+    };
+
+    /// The home slot of a service key: its words folded, then a multiplicative hash
+    /// (not keyed: the keys are the operator's, not a client's).
+    fn home(key: &ServiceKey) -> usize {
+        let x = match *key {
+            ServiceKey::Addr { proto, addr, port } => {
+                let w = match addr {
+                    IpAddr::V4(a) => u32::from(a),
+                    IpAddr::V6(a) => {
+                        let o = a.octets();
+                        o.chunks_exact(4)
+                            .fold(0, |x, c| x ^ u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                    }
+                };
+                w ^ u32::from(port) << 8 ^ proto as u32
+            }
+            ServiceKey::FwMark { mark, family } => !mark ^ (family as u32) << 31,
+        };
+        (x.wrapping_mul(0x9e37_79b1) >> 25) as usize % SVC_INDEX_SLOTS
+    }
+
+    /// The index of `services`.
+    fn build<const D: usize>(services: &[Option<Service<'_, D>>]) -> SvcIndex {
+        let mut ix = SvcIndex::EMPTY;
+        for (i, s) in services.iter().enumerate() {
+            let Some(s) = s else { continue };
+            match s.spec.key {
+                ServiceKey::Addr { port: 0, .. } => ix.wildcards = ix.wildcards.saturating_add(1),
+                ServiceKey::FwMark { .. } => ix.marks = ix.marks.saturating_add(1),
+                ServiceKey::Addr { .. } => {}
+            }
+            let home = Self::home(&s.spec.key);
+            let free = (0..SVC_INDEX_PROBE)
+                .map(|k| (home + k) % SVC_INDEX_SLOTS)
+                .find(|&j| ix.slots[j] == 0);
+            match (free, u16::try_from(i + 1)) {
+                (Some(j), Ok(v)) => ix.slots[j] = v,
+                _ => ix.complete = false,
+            }
+        }
+        ix
+    }
+
+    /// `Some(Some(slot))` for a service slot whose key is `key` (`is` tells), `Some(None)`
+    /// when there is certainly none, `None` when the caller must scan.
+    #[inline]
+    fn find(&self, key: &ServiceKey, is: impl Fn(usize) -> bool) -> Option<Option<usize>> {
+        let home = Self::home(key);
+        for k in 0..SVC_INDEX_PROBE {
+            let v = self.slots[(home + k) % SVC_INDEX_SLOTS];
+            if v == 0 {
+                break;
+            }
+            let i = usize::from(v) - 1;
+            if is(i) {
+                return Some(Some(i));
+            }
+        }
+        self.complete.then_some(None)
     }
 }
 

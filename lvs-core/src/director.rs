@@ -1347,14 +1347,15 @@ impl<'a, const D: usize> Director<'a, D> {
             ),
             (Method::DirectRoute, _) => (true, e.daddr),
             (Method::Tunnel, _) => {
-                let c = *e;
                 // 4in4 at fixed offsets where it applies (an IPv4 real server, a tunnel
                 // source, headroom, within the MTU): the bytes `tunnel` would write.
-                let rip = match self.dests.get(c.dest as usize) {
-                    Some(Some(d)) => d.addr,
-                    _ => c.daddr.to_ip(),
-                };
-                if let (IpAddr::V4(rip), Some(src)) = (rip, self.cfg.tun_src_v4) {
+                // The entry's real-server address is the server's own, unless the server
+                // is of the other family: `new_conn` then stores the virtual address,
+                // which `tunnel` resolves through the server's slot.
+                let rip = e.daddr;
+                if rip != e.vaddr
+                    && let Some(src) = self.cfg.tun_src_v4
+                {
                     let ident = self.tun_ident.wrapping_add(1);
                     let (total, mtu) = (t.total_len, self.cfg.tun_mtu);
                     let (s, d) = (src.octets(), rip.octets());
@@ -1369,6 +1370,7 @@ impl<'a, const D: usize> Director<'a, D> {
                     }
                 }
                 // Otherwise the general path's code, from the parse's view.
+                let c = *self.tables.v4.get(id)?;
                 return Some(self.tunnel::<Ipv4Addr>(c, buf, frame, &t.info()));
             }
         };

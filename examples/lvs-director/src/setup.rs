@@ -44,10 +44,23 @@ fn leak<T>(v: Vec<T>) -> &'static mut [T] {
     Box::leak(v.into_boxed_slice())
 }
 
+/// `n` copies of `v`, the memory advised for huge pages before it is first written
+/// ([`crate::sys::advise_huge_pages`]) when it is large enough to hold one.
+fn big<T: Clone>(n: usize, v: T) -> Vec<T> {
+    const HUGE: usize = 2 << 20;
+    let mut x: Vec<T> = Vec::with_capacity(n);
+    let bytes = n.saturating_mul(size_of::<T>());
+    if bytes >= HUGE {
+        crate::sys::advise_huge_pages(x.as_mut_ptr().cast(), bytes);
+    }
+    x.resize(n, v);
+    x
+}
+
 fn table<A: FlowAddr>(cap: usize, seed: [u8; 16]) -> Result<ConnTable<'static, A>, String> {
-    let entries = leak((0..cap).map(|_| Conn::<A>::empty()).collect());
+    let entries = leak(big(cap, Conn::<A>::empty()));
     let n = index_len_for(cap);
-    ConnTable::new(entries, leak(vec![0u32; n]), leak(vec![0u32; n]), seed)
+    ConnTable::new(entries, leak(big(n, 0u32)), leak(big(n, 0u32)), seed)
         .map_err(|e| format!("connection table of {cap} entries: {e:?}"))
 }
 
@@ -177,4 +190,47 @@ pub fn load_rules(d: &mut LvsDirector, path: &Path, now: Instant) -> Result<usiz
         }
         e.to_string()
     })
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    /// The `VmFlags` of the mapping of `/proc/self/smaps` that holds `addr`.
+    fn vm_flags(addr: usize) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line
+                .split_whitespace()
+                .next()
+                .and_then(|r| r.split_once('-'));
+            if let Some((lo, hi)) = range
+                && let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = (lo..hi).contains(&addr);
+            } else if inside && let Some(flags) = line.strip_prefix("VmFlags:") {
+                return flags.to_string();
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    }
+
+    #[test]
+    fn large_tables_are_advised_for_huge_pages_small_ones_not() {
+        // `hg`: the kernel's mark of MADV_HUGEPAGE, set whether or not huge pages were
+        // available to back it.
+        let large = big(4 << 20, 0u32); // 16 MiB
+        let mid = large.as_ptr() as usize + large.len() * 2;
+        assert!(
+            vm_flags(mid).split_whitespace().any(|f| f == "hg"),
+            "16 MiB table not advised: {}",
+            vm_flags(mid)
+        );
+        let small = big(1024, 0u32);
+        let at = small.as_ptr() as usize;
+        assert!(!vm_flags(at).split_whitespace().any(|f| f == "hg"));
+        assert!(large.iter().all(|&x| x == 0) && small.len() == 1024);
+    }
 }

@@ -77,3 +77,20 @@ pub fn poll(
     }
     Ok(r > 0)
 }
+
+/// Asks the kernel to back `len` bytes from `p` with transparent huge pages (2 MiB,
+/// `madvise(MADV_HUGEPAGE)`), before they are first touched: a million-entry
+/// connection table spans tens of thousands of 4 KiB pages, and every lookup would
+/// otherwise walk the page tables too. Advice only: an error (huge pages disabled, an
+/// old kernel) changes nothing, and is ignored.
+pub fn advise_huge_pages(p: *mut u8, len: usize) {
+    const PAGE: usize = 4096;
+    let start = (p as usize).next_multiple_of(PAGE);
+    let end = (p as usize).saturating_add(len) / PAGE * PAGE;
+    if end > start {
+        // SAFETY: advice about whole pages inside an allocation this process owns;
+        // MADV_HUGEPAGE changes neither contents nor mappings the program relies on.
+        let _ =
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
+}

@@ -478,6 +478,28 @@ pub(crate) mod testutil {
     use core::net::Ipv4Addr;
     use proptest::prelude::*;
 
+    /// The plain least-`overhead / weight` scan the kernel's wlc, sed and nq write
+    /// (`Dests::iter`, `is_available`, `Option` state, cross-multiplication in `u64`,
+    /// the first in list order winning ties): the reference the unrolled scans must
+    /// agree with.
+    pub fn plain_least_by_weight(
+        dests: Dests<'_>,
+        overhead: impl Fn(&RealServer) -> u64,
+    ) -> Option<DestId> {
+        let mut least: Option<(DestId, u64, u64)> = None;
+        for (id, d) in dests.iter() {
+            if !d.is_available() {
+                continue;
+            }
+            let (doh, dw) = (overhead(d), u64::from(d.weight));
+            match least {
+                Some((_, loh, lw)) if loh * dw <= doh * lw => {}
+                _ => least = Some((id, doh, dw)),
+            }
+        }
+        least.map(|(id, _, _)| id)
+    }
+
     /// A table with one real server per weight (10.0.0.1, 10.0.0.2, ...) and the member
     /// list 0..n.
     pub fn table(weights: &[u32]) -> (std::vec::Vec<Option<RealServer>>, std::vec::Vec<DestId>) {

@@ -76,7 +76,7 @@ impl Scheduler for Nq {
 mod test {
     use super::*;
     use crate::sched::sed::Sed;
-    use crate::sched::testutil::{arb_dests, input, table};
+    use crate::sched::testutil::{arb_dests, input, plain_least_by_weight, table};
     use crate::service::RealServer;
     use proptest::prelude::*;
     use std::vec::Vec;
@@ -132,21 +132,12 @@ mod test {
     /// The scan as it was before it was unrolled (`Dests::iter`, `is_available`,
     /// `Option` state): the reference the unrolled scan must agree with.
     fn reference(dests: Dests<'_>) -> Option<DestId> {
-        let mut least: Option<(DestId, u64, u64)> = None;
-        for (id, d) in dests.iter() {
-            if !d.is_available() {
-                continue;
-            }
-            if d.active_conns == 0 {
-                return Some(id);
-            }
-            let (doh, dw) = (u64::from(d.active_conns) + 1, u64::from(d.weight));
-            match least {
-                Some((_, loh, lw)) if loh * dw <= doh * lw => {}
-                _ => least = Some((id, doh, dw)),
-            }
-        }
-        least.map(|(id, _, _)| id)
+        // The first available idle server in list order, else sed's choice.
+        let idle = dests
+            .iter()
+            .find(|(_, d)| d.is_available() && d.active_conns == 0);
+        idle.map(|(id, _)| id)
+            .or_else(|| plain_least_by_weight(dests, |d| u64::from(d.active_conns) + 1))
     }
 
     #[test]

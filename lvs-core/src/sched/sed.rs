@@ -47,7 +47,7 @@ impl Scheduler for Sed {
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::sched::testutil::{arb_dests, input, table};
+    use crate::sched::testutil::{arb_dests, input, plain_least_by_weight, table};
     use proptest::prelude::*;
     use std::vec::Vec;
 
@@ -97,18 +97,7 @@ mod test {
     /// The scan as it was before it was unrolled (`Dests::iter`, `is_available`,
     /// `Option` state): the reference the unrolled scan must agree with.
     fn reference(dests: Dests<'_>) -> Option<DestId> {
-        let mut least: Option<(DestId, u64, u64)> = None;
-        for (id, d) in dests.iter() {
-            if !d.is_available() {
-                continue;
-            }
-            let (doh, dw) = (u64::from(d.active_conns) + 1, u64::from(d.weight));
-            match least {
-                Some((_, loh, lw)) if loh * dw <= doh * lw => {}
-                _ => least = Some((id, doh, dw)),
-            }
-        }
-        least.map(|(id, _, _)| id)
+        plain_least_by_weight(dests, |d| u64::from(d.active_conns) + 1)
     }
 
     proptest! {

@@ -652,6 +652,16 @@ impl<A: FlowAddr> Key<A> {
             let (k0, k1) = hasher.keys();
             return siphash13_14_outlined(k0, k1, m0, tail);
         }
+        self.hash_long(hasher)
+    }
+
+    /// [`Key::hash`] of an IPv6 key (38 bytes), out of line: `hash` is inlined into
+    /// every lookup, and only its IPv4 part is worth a copy at each (this one would add
+    /// about 8 KiB of flash on thumbv7em).
+    #[inline(never)]
+    fn hash_long(&self, hasher: &SipHasher13) -> u64 {
+        let (a1, a2) = (self.a1.key_octets(), self.a2.key_octets());
+        let (a1, a2) = (a1.as_ref(), a2.as_ref());
         let mut buf = [0u8; 2 + 16 + 2 + 16 + 2];
         let n = a1.len();
         buf[0] = self.kind as u8;

@@ -474,8 +474,24 @@ mod test {
 pub(crate) mod testutil {
     //! Building blocks for the scheduler tests.
     use super::*;
+
+    /// The proptest every rewritten scan has: over [`arb_dests`] tables, the module's
+    /// `pick` (the scheduler) chooses what its `reference` (the plain scan it replaced)
+    /// chooses.
+    macro_rules! prop_same_as_plain_scan {
+        () => {
+            proptest! {
+                #![proptest_config(ProptestConfig::with_cases(2000))]
+                #[test]
+                fn prop_same_as_plain_scan((t, m) in arb_dests()) {
+                    prop_assert_eq!(pick(&t, &m), reference(Dests::new(&t, &m)));
+                }
+            }
+        };
+    }
     use crate::service::Method;
     use core::net::Ipv4Addr;
+    pub(crate) use prop_same_as_plain_scan;
     use proptest::prelude::*;
 
     /// The plain least-`overhead / weight` scan the kernel's wlc, sed and nq write

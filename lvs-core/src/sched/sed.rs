@@ -100,13 +100,7 @@ mod test {
         plain_least_by_weight(dests, |d| u64::from(d.active_conns) + 1)
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-        #[test]
-        fn prop_same_as_plain_scan((t, m) in arb_dests()) {
-            prop_assert_eq!(pick(&t, &m), reference(Dests::new(&t, &m)));
-        }
-    }
+    crate::sched::testutil::prop_same_as_plain_scan!();
 
     proptest! {
         #[test]

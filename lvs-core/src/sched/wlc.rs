@@ -117,13 +117,7 @@ mod test {
         assert_eq!(pick(&t, &m), Some(1));
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-        #[test]
-        fn prop_same_as_plain_scan((t, m) in arb_dests()) {
-            prop_assert_eq!(pick(&t, &m), reference(Dests::new(&t, &m)));
-        }
-    }
+    crate::sched::testutil::prop_same_as_plain_scan!();
 
     proptest! {
         #[test]

@@ -689,10 +689,7 @@ impl<'a, const D: usize> Director<'a, D> {
         };
         match self.svc_index.find(key, is) {
             Some(found) => found,
-            None => self
-                .services
-                .iter()
-                .position(|s| s.as_ref().is_some_and(|s| s.spec.key == *key)),
+            None => (0..self.services.len()).find(|&i| is(i)),
         }
     }
 

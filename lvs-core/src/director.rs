@@ -1367,7 +1367,7 @@ impl<'a, const D: usize> Director<'a, D> {
                     }
                 }
                 // Otherwise the general path's code, from the parse's view.
-                let c = *self.tables.v4.get(id)?;
+                let c = *e;
                 return Some(self.tunnel::<Ipv4Addr>(c, buf, frame, &t.info()));
             }
         };

@@ -14,16 +14,20 @@
 //! - **Keyed hash.** Every key is hashed with SipHash-1-3 under the 128-bit seed given
 //!   to [`ConnTable::new`] (the caller draws it from a random source), so a client
 //!   cannot choose ports that pile its flows onto one slot. Never unkeyed.
-//! - **Index slots** are `u32`: the top 8 bits of the hash as a tag, the low 24 bits
-//!   `entry id + 1`, 0 for an empty slot. A probe compares tags first, so about 255 of
-//!   256 mismatches are rejected without touching the entry.
+//! - **Index slots** are `u32`: the top 4 bits of the hash as a tag, 5 bits for the
+//!   slot's distance from its key's home slot, the low 23 bits `entry id + 1`; 0 for an
+//!   empty slot. A probe compares tags first, so 15 of 16 mismatches are rejected
+//!   without touching the entry. The distance lets a removal move the following slots
+//!   back without reading their entries (see below).
 //! - **Linear probing with a bound**: an entry sits at most [`MAX_PROBE`]` - 1` slots
 //!   after its home slot. An insert that finds no empty slot within the window fails with
 //!   [`InsertError::ProbeWindowFull`] instead of probing further; a lookup reads at most
 //!   [`MAX_PROBE`] slots.
 //! - **Deletion by backward shift** (no tombstones): the entries after a removed slot
 //!   move back towards their home slots, which keeps every entry within its window and
-//!   keeps probe lengths short however long the table has run.
+//!   keeps probe lengths short however long the table has run. Whether a slot may move
+//!   is decided from the distance it holds: the shift reads only the index, never the
+//!   entries (in a large table each of those reads was a cache miss, and a rehash).
 //! - **Free list** threaded through the free entries (an internal flag marks them, their
 //!   `control` field links them), so an insert never scans for room.
 //! - **Hash once.** A key's hash is fed to SipHash as whole words (the same hash as its
@@ -77,7 +81,8 @@
 //! ## Complexity
 //! `new` and `clear` are O(capacity + index length). `lookup_*`, `insert`, `remove`,
 //! `get` and `update` are O(1) expected (at most one SipHash and at most [`MAX_PROBE`]
-//! slot reads per index; `remove` rehashes the few entries its backward shift moves).
+//! slot reads per index; `remove` hashes the removed entry's keys, and its backward
+//! shift reads only index slots).
 //! `sweep` and `find_victim` are O(`budget`) plus O(1) expected per removal. `iter` is
 //! O(capacity).
 //!
@@ -112,8 +117,9 @@ use crate::time::{Deadline, Instant};
 /// 16; lookups cost the same (a miss stops at the first empty slot).
 pub const MAX_PROBE: usize = 32;
 
-/// The largest capacity a table accepts (index slots hold `id + 1` in 24 bits).
-pub const MAX_CAPACITY: usize = (1 << 24) - 2;
+/// The largest capacity a table accepts (index slots hold `id + 1` in 23 bits):
+/// 8,388,606 entries.
+pub const MAX_CAPACITY: usize = (1 << ID_BITS) - 2;
 
 /// The identifier of an entry: its index in the entry storage, stable while it lives.
 /// After removal the same id may be given to a new connection.
@@ -122,9 +128,17 @@ pub type ConnId = u32;
 /// "No connection", for [`Conn::control`].
 pub const NO_CONN: ConnId = u32::MAX;
 
-/// Bits of an index slot that hold `id + 1`.
-const ID_BITS: u32 = 24;
+/// Bits of an index slot that hold `id + 1` (the low ones).
+const ID_BITS: u32 = 23;
 const ID_MASK: u32 = (1 << ID_BITS) - 1;
+/// Bits of an index slot that hold its distance from its key's home slot (the next
+/// ones): up to `MAX_PROBE - 1`.
+const DIST_BITS: u32 = 5;
+const DIST_MASK: u32 = ((1 << DIST_BITS) - 1) << ID_BITS;
+/// Bits of an index slot that hold the tag, the hash's top bits (the rest, at the top).
+const TAG_BITS: u32 = 32 - ID_BITS - DIST_BITS;
+const TAG_MASK: u32 = !(ID_MASK | DIST_MASK);
+const _: () = assert!(MAX_PROBE <= 1 << DIST_BITS && TAG_BITS >= 4);
 
 /// The smallest valid index length for `capacity` entries: the next power of two at
 /// least `2 * capacity` (0 if that does not fit a `usize`).
@@ -490,7 +504,7 @@ impl fmt::Display for TableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             TableError::ZeroCapacity => "connection table: no entry storage",
-            TableError::CapacityTooLarge => "connection table: more than 2^24 - 2 entries",
+            TableError::CapacityTooLarge => "connection table: more than 2^23 - 2 entries",
             TableError::InIndexLen => {
                 "connection table: in index not a power of two >= 2 x capacity"
             }
@@ -752,7 +766,7 @@ enum Side {
 }
 
 impl Side {
-    #[inline]
+    #[cfg(test)]
     fn key<A: FlowAddr>(self, c: &Conn<A>) -> Key<A> {
         match self {
             Side::In => Key::of_in(c),
@@ -880,16 +894,22 @@ impl<A: FlowAddr> EntryMut<'_, A> {
     }
 }
 
-/// The tag of a hash: its top 8 bits, in a slot's top 8 bits.
+/// The tag of a hash: its top bits, in a slot's tag bits.
 #[inline]
 const fn tag_bits(h: u64) -> u32 {
-    ((h >> 56) as u32) << ID_BITS
+    ((h >> (64 - TAG_BITS)) as u32) << (32 - TAG_BITS)
 }
 
-/// The slot value for entry `id` under hash `h`.
+/// The slot value for entry `id` under hash `h`, `dist` slots after its home slot.
 #[inline]
-const fn slot_value(h: u64, id: ConnId) -> u32 {
-    tag_bits(h) | (id.wrapping_add(1) & ID_MASK)
+const fn slot_value(h: u64, id: ConnId, dist: usize) -> u32 {
+    tag_bits(h) | ((dist as u32) << ID_BITS) & DIST_MASK | (id.wrapping_add(1) & ID_MASK)
+}
+
+/// How far an occupied slot is from its key's home slot.
+#[inline]
+const fn slot_dist(slot: u32) -> usize {
+    ((slot & DIST_MASK) >> ID_BITS) as usize
 }
 
 /// The entry id in an occupied slot (`u32::MAX` for a corrupt zero id field).
@@ -935,7 +955,7 @@ fn probe<A: FlowAddr>(index: &[u32], entries: &[Conn<A>], h: u64, key: &Key<A>) 
         if slot == 0 {
             return Probe::Vacant(pos);
         }
-        if slot & !ID_MASK == tag {
+        if slot & TAG_MASK == tag {
             let id = slot_id(slot);
             if let Some(c) = entries.get(id as usize)
                 && key.matches(c)
@@ -951,11 +971,10 @@ fn probe<A: FlowAddr>(index: &[u32], entries: &[Conn<A>], h: u64, key: &Key<A>) 
 /// The position of entry `id`'s slot (hash `h`) in `index`.
 fn find_slot(index: &[u32], h: u64, id: ConnId) -> Option<usize> {
     let mask = index.len().wrapping_sub(1);
-    let want = slot_value(h, id);
     let mut pos = home_of(h, mask);
-    for _ in 0..window(index.len()) {
+    for dist in 0..window(index.len()) {
         match index.get(pos) {
-            Some(&s) if s == want => return Some(pos),
+            Some(&s) if s == slot_value(h, id, dist) => return Some(pos),
             Some(&0) | None => return None,
             Some(_) => {}
         }
@@ -966,14 +985,9 @@ fn find_slot(index: &[u32], h: u64, id: ConnId) -> Option<usize> {
 
 /// Empties slot `pos` and shifts the following entries back towards their home slots,
 /// so that no probe stops early at the hole. Only entries within [`MAX_PROBE`] of the
-/// hole can move, so the scan stops there (or at an empty slot).
-fn delete_slot<A: FlowAddr>(
-    index: &mut [u32],
-    entries: &[Conn<A>],
-    hasher: &SipHasher13,
-    side: Side,
-    pos: usize,
-) {
+/// hole can move, so the scan stops there (or at an empty slot). Each slot's home is
+/// its position less the distance it holds: no entry is read, no key hashed.
+fn delete_slot(index: &mut [u32], pos: usize) {
     let len = index.len();
     let mask = len.wrapping_sub(1);
     let win = window(len);
@@ -993,14 +1007,12 @@ fn delete_slot<A: FlowAddr>(
             Some(&s) if s != 0 => s,
             _ => break,
         };
-        let Some(c) = entries.get(slot_id(slot) as usize) else {
-            continue;
-        };
-        let home = home_of(side.key(c).hash(hasher), mask);
-        // Movable iff the hole lies in [home, j) (cyclically).
-        if hole.wrapping_sub(home) & mask < j.wrapping_sub(home) & mask {
+        // Movable iff the hole lies in [home, j) (cyclically), home = j - dist: iff the
+        // hole is at most `dist` slots back. It then sits `dist - gap` from home.
+        let dist = slot_dist(slot);
+        if gap <= dist {
             if let Some(s) = index.get_mut(hole) {
-                *s = slot;
+                *s = slot & !DIST_MASK | (((dist - gap) as u32) << ID_BITS);
             }
             if let Some(s) = index.get_mut(j) {
                 *s = 0;
@@ -1399,13 +1411,17 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             *e = new;
         }
         self.free = next_free;
+        let in_mask = self.in_index.len().wrapping_sub(1);
+        let in_dist = in_pos.wrapping_sub(home_of(in_h, in_mask)) & in_mask;
         if let Some(s) = self.in_index.get_mut(in_pos) {
-            *s = slot_value(in_h, id);
+            *s = slot_value(in_h, id, in_dist);
         }
         self.filter_add(Side::In, &in_key, true);
         if let Some((p, h, out_key)) = out {
+            let mask = self.out_index.len().wrapping_sub(1);
+            let dist = p.wrapping_sub(home_of(h, mask)) & mask;
             if let Some(s) = self.out_index.get_mut(p) {
-                *s = slot_value(h, id);
+                *s = slot_value(h, id, dist);
             }
             self.filter_add(Side::Out, &out_key, true);
         }
@@ -1454,14 +1470,14 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         let in_key = Key::of_in(&c);
         let in_h = in_key.hash(&self.hasher);
         if let Some(pos) = find_slot(self.in_index, in_h, id) {
-            delete_slot(self.in_index, self.entries, &self.hasher, Side::In, pos);
+            delete_slot(self.in_index, pos);
         }
         self.filter_add(Side::In, &in_key, false);
         if c.is_out_indexed() {
             let out_key = Key::of_out(&c);
             let out_h = out_key.hash(&self.hasher);
             if let Some(pos) = find_slot(self.out_index, out_h, id) {
-                delete_slot(self.out_index, self.entries, &self.hasher, Side::Out, pos);
+                delete_slot(self.out_index, pos);
             }
             self.filter_add(Side::Out, &out_key, false);
         }
@@ -1696,10 +1712,10 @@ impl<A: FlowAddr> ConnTable<'_, A> {
                 let id = slot_id(slot);
                 let c = self.get(id).expect("slot names a free entry");
                 let h = side.key(c).hash(&self.hasher);
-                assert_eq!(slot, slot_value(h, id), "tag");
                 let home = home_of(h, mask);
                 let dist = pos.wrapping_sub(home) & mask;
                 assert!(dist < MAX_PROBE, "entry {id} {dist} slots from home");
+                assert_eq!(slot, slot_value(h, id, dist), "tag and distance");
                 for d in 0..dist {
                     assert_ne!(index[(home + d) & mask], 0, "hole before {id}");
                 }

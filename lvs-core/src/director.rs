@@ -1160,8 +1160,8 @@ impl<'a, const D: usize> Director<'a, D> {
     /// would, in order, and leaves each one's verdict in its [`Packet::verdict`].
     ///
     /// Faster than one call per frame when the table or the frames are not in the
-    /// cache: in groups of 16, it first reads every frame's header, then hashes every
-    /// established-flow candidate's key and reads its index slot, then reads the
+    /// cache: in groups of 16, it first reads every frame's headers, then hashes every
+    /// established-flow candidate's key, then reads those keys' index slots, then the
     /// entries those slots name, so that the group's memory reads overlap instead of
     /// following one another; then it processes the frames one by one, with the hashes
     /// already computed. Those first rounds only read: the verdicts, the table and
@@ -1176,13 +1176,20 @@ impl<'a, const D: usize> Director<'a, D> {
             if self.fast_path && self.tables.v4.capacity() >= self.cfg.burst_read_ahead_from {
                 // The reads' results are combined and kept, so that they are made.
                 let mut sink = 0u8;
+                // Two bytes of each frame's headers: its IP protocol and the last byte
+                // of a TCP header without options, which is in the next cache line when
+                // the frame does not start on one.
                 for p in group.iter_mut() {
-                    let at = p.frame.start.saturating_add(23);
-                    sink ^= p.buf.as_mut().get(at).copied().unwrap_or(0);
+                    let (first, last) = (p.frame.start.saturating_add(23), p.frame.end);
+                    let b = p.buf.as_mut();
+                    sink ^= b.get(first).copied().unwrap_or(0);
+                    sink ^= b
+                        .get(first.saturating_add(30).min(last.saturating_sub(1)))
+                        .copied()
+                        .unwrap_or(0);
                 }
-                let mut slots = [0u32; GROUP];
                 let table = &self.tables.v4;
-                for ((p, h), slot) in group.iter_mut().zip(&mut hints).zip(&mut slots) {
+                for (p, h) in group.iter_mut().zip(&mut hints) {
                     let Some(t) = p
                         .buf
                         .as_mut()
@@ -1193,11 +1200,19 @@ impl<'a, const D: usize> Director<'a, D> {
                     };
                     let proto = if t.tcp { Proto::Tcp } else { Proto::Udp };
                     let (src, dst) = (Ipv4Addr::from(t.src), Ipv4Addr::from(t.dst));
-                    *slot = table.prepare_packet(h, proto, src, t.sport, dst, t.dport);
+                    table.prepare_packet(h, proto, src, t.sport, dst, t.dport);
                 }
-                for &slot in &slots {
-                    sink ^= table.touch_slot(slot);
+                // The hashes first and the reads after, in a loop of their own: a read
+                // the processor cannot finish holds up what follows it once its
+                // reorder window is full, which a hash between two reads would fill.
+                let mut slots = 0u32;
+                for h in &hints {
+                    slots ^= table.home_slot(h);
                 }
+                for h in &hints {
+                    sink ^= table.touch_entry(h);
+                }
+                core::hint::black_box(slots);
                 core::hint::black_box(sink);
             }
             for (p, h) in group.iter_mut().zip(&mut hints) {

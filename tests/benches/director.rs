@@ -70,8 +70,8 @@
 //! `Director::process_burst`, [`BURST`] frames per call (the director reads ahead in
 //! groups of 16 for tables of `Config::burst_read_ahead_from` entries and more: 64K and
 //! 1M here, not 1K). Its baseline, `baseline-burst/...`, is the baseline staged the same
-//! way: in groups of 16, every frame's header read, then every key hashed and its record
-//! read, then every frame rewritten. The harness hands over the frames as `Packet`s, so
+//! way: in groups of 16, every frame's header read, then every key hashed, then every
+//! key's record read, then every frame rewritten. The harness hands over the frames as `Packet`s, so
 //! both carry its cost.
 //!
 //! ## Checks
@@ -508,33 +508,56 @@ fn establish(d: &mut Director<'_>, m: M, t: &Tmpls, n: usize) -> Vec<Endpoint> {
     clients
 }
 
-/// Frames in their slots: slot `f` is flow `f`'s.
+/// Frames in their slots: slot `f` is flow `f`'s. Slots start on 64-byte boundaries,
+/// as a NIC's receive buffers do (DPDK's mbufs, AF_XDP's frames): a large `Vec<u8>`
+/// from malloc starts 16 bytes into a page, which would put every frame's TCP
+/// checksum in a second cache line.
 struct Ring {
     buf: Vec<u8>,
+    /// Where slot 0 starts in `buf`.
+    off: usize,
     stride: usize,
     head: usize,
 }
 
 impl Ring {
-    fn new(m: M, t: &Tmpls, clients: &[Endpoint]) -> Ring {
-        let stride = m.stride();
-        let head = m.head();
-        let mut buf = big(stride * clients.len(), 0u8);
-        for (f, &c) in clients.iter().enumerate() {
-            t.data.write(&mut buf[f * stride + head..], Some(c), None);
+    /// `n` zeroed slots of `stride` bytes, frames `head` bytes into them.
+    fn blank(n: usize, stride: usize, head: usize) -> Ring {
+        const LINE: usize = 64;
+        let buf = big(n * stride + LINE, 0u8);
+        let off = (buf.as_ptr() as usize).next_multiple_of(LINE) - buf.as_ptr() as usize;
+        Ring {
+            buf,
+            off,
+            stride,
+            head,
         }
-        Ring { buf, stride, head }
+    }
+
+    fn new(m: M, t: &Tmpls, clients: &[Endpoint]) -> Ring {
+        let mut r = Ring::blank(clients.len(), m.stride(), m.head());
+        for (f, &c) in clients.iter().enumerate() {
+            let head = r.head;
+            t.data.write(&mut r.slot(f)[head..], Some(c), None);
+        }
+        r
+    }
+
+    /// Every slot, in order.
+    fn area(&mut self) -> &mut [u8] {
+        let end = self.buf.len() - (64 - self.off);
+        &mut self.buf[self.off..end]
     }
 
     #[inline(always)]
     fn slot(&mut self, f: usize) -> &mut [u8] {
-        let at = f * self.stride;
+        let at = self.off + f * self.stride;
         &mut self.buf[at..at + self.stride]
     }
 
     /// The frame of slot `f`.
     fn frame(&self, f: usize) -> &[u8] {
-        let at = f * self.stride + self.head;
+        let at = self.off + f * self.stride + self.head;
         &self.buf[at..at + FRAME_LEN]
     }
 }
@@ -647,10 +670,10 @@ struct BurstPasses<'r, P> {
 
 impl<'r, P: FnMut(&mut [Packet<&'r mut [u8]>])> BurstPasses<'r, P> {
     fn new(p: P, ring: &'r mut Ring, perm: &'r [u32], restore: Restore) -> Self {
-        let head = ring.head;
+        let (head, stride) = (ring.head, ring.stride);
         BurstPasses {
             p,
-            slots: ring.buf.chunks_mut(ring.stride).map(Some).collect(),
+            slots: ring.area().chunks_mut(stride).map(Some).collect(),
             head,
             perm,
             pos: 0,
@@ -987,8 +1010,8 @@ impl Baseline {
     }
 
     /// A burst, staged as `process_burst` stages it: in groups of 16, every frame's
-    /// header read, then every key hashed and its record read, then every frame
-    /// rewritten from its record.
+    /// header read, then every key hashed, then every key's record read, then every
+    /// frame rewritten from its record.
     #[inline(always)]
     fn burst(&mut self, pkts: &mut [Packet<&mut [u8]>]) {
         const GROUP: usize = 16;
@@ -1000,7 +1023,9 @@ impl Baseline {
             let mut hashes = [0u64; GROUP];
             for (p, h) in group.iter().zip(&mut hashes) {
                 *h = self.hash(p.buf);
-                sink ^= self.records[*h as usize & self.mask].in_src[0];
+            }
+            for &h in &hashes {
+                sink ^= self.records[h as usize & self.mask].in_src[0];
             }
             black_box(sink);
             for (p, &h) in group.iter_mut().zip(&hashes) {
@@ -1488,7 +1513,7 @@ impl NewConns<'_, '_> {
             if self.queued == self.size {
                 let stride = self.batch.stride;
                 let first = self.pos - self.queued;
-                let mut pkts: Vec<Packet<&mut [u8]>> = self.batch.buf
+                let mut pkts: Vec<Packet<&mut [u8]>> = self.batch.area()
                     [first * stride..self.pos * stride]
                     .chunks_mut(stride)
                     .map(|slot| Packet::new(Rx::default(), slot, head..head + len))
@@ -1585,11 +1610,7 @@ fn new_conns(r: &mut Runner) {
             let mut s = NewConns {
                 d,
                 syn: t.syn,
-                batch: Ring {
-                    buf: vec![0u8; BATCH * m.stride()],
-                    stride: m.stride(),
-                    head: m.head(),
-                },
+                batch: Ring::blank(BATCH, m.stride(), m.head()),
                 pos: BATCH,
                 next_flow: 0,
                 now: NOW,
@@ -1654,11 +1675,7 @@ fn new_conns(r: &mut Runner) {
                     records: big(cap, Rec::default()),
                     mask: cap - 1,
                     syn: Tmpls::new().syn,
-                    batch: Ring {
-                        buf: vec![0u8; BATCH * 64],
-                        stride: 64,
-                        head: 0,
-                    },
+                    batch: Ring::blank(BATCH, 64, 0),
                     pos: BATCH,
                     next_flow: 0,
                 };

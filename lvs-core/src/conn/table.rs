@@ -1181,10 +1181,10 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
 
     /// Readies [`ConnTable::lookup_packet_with`] for a packet ahead of it: hashes the key
     /// it will probe first (the client-side one, or the real-server-side one when the
-    /// client-side filter rules that out), keeps the hash in `hints`, and reads the
-    /// key's home slot in that index. The slot's value (0 when there is no key to
-    /// probe) is for [`ConnTable::touch_slot`]. Nothing changes: a burst calls this for
-    /// all its packets, so that their memory reads overlap, before it processes them.
+    /// client-side filter rules that out) and keeps the hash in `hints`, for
+    /// [`ConnTable::home_slot`]. Nothing changes: a burst calls this for all its packets,
+    /// then `home_slot` for all of them, so that their memory reads overlap, before it
+    /// processes them.
     #[inline]
     pub fn prepare_packet(
         &self,
@@ -1194,37 +1194,79 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         sport: u16,
         dst: A,
         dport: u16,
-    ) -> u32 {
+    ) {
         let key_in = Key::flow(proto, src, sport, dst, dport);
         let (side, key) = if self.may_hold(Side::In, &key_in) {
             (Side::In, key_in)
         } else {
             let key_out = Key::out(proto, src, sport, dst, dport);
             if !self.may_hold(Side::Out, &key_out) {
-                return 0;
+                return;
             }
             (Side::Out, key_out)
         };
         let h = key.hash(&self.hasher);
         *hints.slot(side) = Some((key, h));
-        let index = self.index(side);
+    }
+
+    /// The index and hash of the key [`ConnTable::prepare_packet`] kept in `hints`.
+    #[inline]
+    fn prepared(&self, hints: &Hints<A>) -> Option<(&[u32], u64)> {
+        match (&hints.in_key, &hints.out_key) {
+            (Some((_, h)), _) => Some((self.index(Side::In), *h)),
+            (None, Some((_, h))) => Some((self.index(Side::Out), *h)),
+            (None, None) => None,
+        }
+    }
+
+    /// Reads the home slot, in its index, of the key [`ConnTable::prepare_packet`] kept
+    /// in `hints`, and returns the slot's value (0 when there is no such key). Only a
+    /// read: a burst makes these for all its packets in one short loop, so that they
+    /// are all under way together, before [`ConnTable::touch_entry`].
+    #[inline]
+    pub fn home_slot(&self, hints: &Hints<A>) -> u32 {
+        let Some((index, h)) = self.prepared(hints) else {
+            return 0;
+        };
         index
             .get(home_of(h, index.len().wrapping_sub(1)))
             .copied()
             .unwrap_or(0)
     }
 
-    /// Reads the entry an index slot's value (from [`ConnTable::prepare_packet`]) names
-    /// and returns one of its bytes (0 for an empty slot): a burst's second round of
-    /// reads, once the slots have arrived.
+    /// Reads the entry that a lookup of the key [`ConnTable::prepare_packet`] kept in
+    /// `hints` will compare first: the first slot from the key's home whose tag and
+    /// distance fit the key (not always the home slot: at half load about a third of
+    /// the keys sit further on). Returns a byte from each end of it (an entry may
+    /// straddle two cache lines), 0 when there is none: a burst's last round of reads,
+    /// once the slots have arrived.
     #[inline]
-    pub fn touch_slot(&self, slot: u32) -> u8 {
-        if slot == 0 {
-            return 0;
+    pub fn touch_entry(&self, hints: &Hints<A>) -> u8 {
+        self.first_candidate(hints)
+            .and_then(|id| self.entries.get(id as usize))
+            .map_or(0, |c| {
+                c.caddr.key_octets().as_ref().first().copied().unwrap_or(0) ^ c.method as u8
+            })
+    }
+
+    /// The entry of the first slot from the home of the key kept in `hints` whose tag
+    /// and distance fit the key: the first entry its lookup compares.
+    #[inline]
+    fn first_candidate(&self, hints: &Hints<A>) -> Option<ConnId> {
+        let (index, h) = self.prepared(hints)?;
+        let mask = index.len().wrapping_sub(1);
+        let mut pos = home_of(h, mask);
+        for dist in 0..window(index.len()) {
+            let slot = match index.get(pos) {
+                Some(&s) if s != 0 => s,
+                _ => return None,
+            };
+            if slot & !ID_MASK == slot_value(h, 0, dist) & !ID_MASK {
+                return Some(slot_id(slot));
+            }
+            pos = (pos + 1) & mask;
         }
-        self.entries
-            .get(slot_id(slot) as usize)
-            .map_or(0, |c| c.state)
+        None
     }
 
     /// Lookup of a persistence template: `(proto, caddr, vaddr, vport)` with `caddr`
@@ -1998,6 +2040,43 @@ mod test {
                 .all(|&n| n == 0)
         );
         assert!(t.entry_mut(a).is_none());
+    }
+
+    /// A burst's read-ahead reads the entry the lookup will compare first, also for the
+    /// keys that do not sit in their home slot.
+    #[test]
+    fn test_read_ahead_finds_the_entry() {
+        let mut s = Store::new(512);
+        let mut t = s.table(SEED);
+        let mut ids = Vec::new();
+        for i in 0..512u16 {
+            let c = nat((i % 250) as u8, 1000 + i, 1);
+            ids.push((c, t.insert(c).unwrap()));
+        }
+        let (mut right, mut off_home) = (0, 0);
+        for &(c, id) in &ids {
+            let mut hints = Hints::new();
+            t.prepare_packet(&mut hints, c.proto, c.caddr, c.cport, c.vaddr, c.vport);
+            let key = Key::of_in(&c);
+            let h = key.hash(&t.hasher);
+            let home = t.in_index[home_of(h, t.in_index.len() - 1)];
+            assert_eq!(t.home_slot(&hints), home);
+            let found = t.first_candidate(&hints);
+            right += usize::from(found == Some(id));
+            if slot_id(home) != id {
+                off_home += 1;
+                // A slot before the key's own can fit its tag and distance (1 in 16).
+                assert!(found.is_some());
+            }
+        }
+        // At full load (half the index) many keys sit past their home slot; the
+        // read-ahead finds nearly all of them.
+        assert!(off_home > 100, "{off_home} keys off their home slot");
+        assert!(right >= 512 - 512 / 16, "{right} of 512 found");
+        // A packet of no connection: nothing to read ahead when the filters rule it out.
+        let mut hints = Hints::new();
+        t.prepare_packet(&mut hints, Proto::Udp, v4(1), 1, v4(2), 2);
+        assert_eq!((t.home_slot(&hints), t.first_candidate(&hints)), (0, None));
     }
 
     #[test]

@@ -1160,35 +1160,31 @@ impl<'a, const D: usize> Director<'a, D> {
     /// would, in order, and leaves each one's verdict in its [`Packet::verdict`].
     ///
     /// Faster than one call per frame when the table or the frames are not in the
-    /// cache: in groups of 16, it first reads every frame's headers, then hashes every
-    /// established-flow candidate's key, then reads those keys' index slots, then the
-    /// entries those slots name, so that the group's memory reads overlap instead of
-    /// following one another; then it processes the frames one by one, with the hashes
-    /// already computed. Those first rounds only read: the verdicts, the table and
+    /// cache: in groups of 16, it hashes every established-flow candidate's key, then
+    /// reads those keys' index slots (and the next group's frame headers; the first
+    /// group's are read before), then the entries a lookup will compare, so that the
+    /// group's memory reads overlap instead of following one another; then it
+    /// processes the frames one by one, with the hashes already computed. Those first rounds only read: the verdicts, the table and
     /// every counter are the same as with [`Director::process`] (a test checks it).
     /// It reads ahead only for an IPv4 table of at least
     /// [`Config::burst_read_ahead_from`] entries; for a smaller one it is a loop of
     /// [`Director::process`].
     pub fn process_burst<B: AsMut<[u8]>>(&mut self, now: Instant, burst: &mut [Packet<B>]) {
         const GROUP: usize = 16;
-        for group in burst.chunks_mut(GROUP) {
+        let ahead = self.fast_path && self.tables.v4.capacity() >= self.cfg.burst_read_ahead_from;
+        let n = burst.len();
+        // The reads' results are combined and kept, so that they are made.
+        let mut sink = 0u8;
+        if ahead {
+            sink ^= Self::touch_frames(burst.get_mut(..n.min(GROUP)).unwrap_or_default());
+        }
+        let mut start = 0;
+        while start < n {
+            let end = n.min(start + GROUP);
             let mut hints = [Hints::<Ipv4Addr>::new(); GROUP];
-            if self.fast_path && self.tables.v4.capacity() >= self.cfg.burst_read_ahead_from {
-                // The reads' results are combined and kept, so that they are made.
-                let mut sink = 0u8;
-                // Two bytes of each frame's headers: its IP protocol and the last byte
-                // of a TCP header without options, which is in the next cache line when
-                // the frame does not start on one.
-                for p in group.iter_mut() {
-                    let (first, last) = (p.frame.start.saturating_add(23), p.frame.end);
-                    let b = p.buf.as_mut();
-                    sink ^= b.get(first).copied().unwrap_or(0);
-                    sink ^= b
-                        .get(first.saturating_add(30).min(last.saturating_sub(1)))
-                        .copied()
-                        .unwrap_or(0);
-                }
+            if ahead {
                 let table = &self.tables.v4;
+                let group = burst.get_mut(start..end).unwrap_or_default();
                 for (p, h) in group.iter_mut().zip(&mut hints) {
                     let Some(t) = p
                         .buf
@@ -1202,9 +1198,12 @@ impl<'a, const D: usize> Director<'a, D> {
                     let (src, dst) = (Ipv4Addr::from(t.src), Ipv4Addr::from(t.dst));
                     table.prepare_packet(h, proto, src, t.sport, dst, t.dport);
                 }
-                // The hashes first and the reads after, in a loop of their own: a read
+                // The hashes first and the reads after, in loops of their own: a read
                 // the processor cannot finish holds up what follows it once its
                 // reorder window is full, which a hash between two reads would fill.
+                // The next group's frames are read with this group's slots.
+                let next = burst.get_mut(end..n.min(end + GROUP)).unwrap_or_default();
+                sink ^= Self::touch_frames(next);
                 let mut slots = 0u32;
                 for h in &hints {
                     slots ^= table.home_slot(h);
@@ -1213,12 +1212,14 @@ impl<'a, const D: usize> Director<'a, D> {
                     sink ^= table.touch_entry(h);
                 }
                 core::hint::black_box(slots);
-                core::hint::black_box(sink);
             }
+            let group = burst.get_mut(start..end).unwrap_or_default();
             for (p, h) in group.iter_mut().zip(&mut hints) {
                 p.verdict = self.process_hinted(now, p.rx, p.buf.as_mut(), p.frame.clone(), h);
             }
+            start = end;
         }
+        core::hint::black_box(sink);
     }
 
     /// [`Director::process`], with the hashes `hints` may hold for the frame's keys.
@@ -1541,6 +1542,22 @@ impl<'a, const D: usize> Director<'a, D> {
         if let Some(c) = A::table(tables).remove(id) {
             unbind(dests, meta, &c);
         }
+    }
+
+    /// Reads two bytes of each frame's headers, for [`Director::process_burst`]: its IP
+    /// protocol and the last byte of a TCP header without options, which is in the next
+    /// cache line when the frame does not start on one. Returns them combined.
+    #[inline]
+    fn touch_frames<B: AsMut<[u8]>>(frames: &mut [Packet<B>]) -> u8 {
+        let mut sink = 0;
+        for p in frames {
+            let (first, end) = (p.frame.start.saturating_add(23), p.frame.end);
+            let b = p.buf.as_mut();
+            sink ^= b.get(first).copied().unwrap_or(0);
+            let last = first.saturating_add(30).min(end.saturating_sub(1));
+            sink ^= b.get(last).copied().unwrap_or(0);
+        }
+        sink
     }
 
     /// Whether a connection's real server was removed (or its slot freed).

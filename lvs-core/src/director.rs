@@ -195,6 +195,14 @@ pub struct Rx {
     pub fwmark: u32,
 }
 
+/// The fast path's fixed-offset parse of a frame (`wire::info::fast_v4_tuple`):
+/// still to do, or done by a burst's read-ahead (the frame has not changed since).
+#[derive(Clone, Copy)]
+enum Parsed {
+    Later,
+    Done(Option<wire::info::FastV4>),
+}
+
 /// One received frame of a burst ([`Director::process_burst`]): `buf[frame]`, with
 /// headroom and tailroom as for [`Director::process`], and its verdict once processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1153,7 +1161,7 @@ impl<'a, const D: usize> Director<'a, D> {
         buf: &mut [u8],
         frame: Range<usize>,
     ) -> Verdict {
-        self.process_hinted(now, rx, buf, frame, &mut Hints::new())
+        self.process_hinted(now, rx, buf, frame, &mut Hints::new(), Parsed::Later)
     }
 
     /// Processes a burst of received frames, each exactly as [`Director::process`]
@@ -1182,16 +1190,18 @@ impl<'a, const D: usize> Director<'a, D> {
         while start < n {
             let end = n.min(start + GROUP);
             let mut hints = [Hints::<Ipv4Addr>::new(); GROUP];
+            let mut parsed = [Parsed::Later; GROUP];
             if ahead {
                 let table = &self.tables.v4;
                 let group = burst.get_mut(start..end).unwrap_or_default();
-                for (p, h) in group.iter_mut().zip(&mut hints) {
-                    let Some(t) = p
+                for ((p, h), parsed) in group.iter_mut().zip(&mut hints).zip(&mut parsed) {
+                    let t = p
                         .buf
                         .as_mut()
                         .get(p.frame.clone())
-                        .and_then(wire::info::fast_v4_tuple)
-                    else {
+                        .and_then(wire::info::fast_v4_tuple);
+                    *parsed = Parsed::Done(t);
+                    let Some(t) = t else {
                         continue;
                     };
                     let proto = if t.tcp { Proto::Tcp } else { Proto::Udp };
@@ -1214,15 +1224,16 @@ impl<'a, const D: usize> Director<'a, D> {
                 core::hint::black_box(slots);
             }
             let group = burst.get_mut(start..end).unwrap_or_default();
-            for (p, h) in group.iter_mut().zip(&mut hints) {
-                p.verdict = self.process_hinted(now, p.rx, p.buf.as_mut(), p.frame.clone(), h);
+            for ((p, h), &t) in group.iter_mut().zip(&mut hints).zip(&parsed) {
+                p.verdict = self.process_hinted(now, p.rx, p.buf.as_mut(), p.frame.clone(), h, t);
             }
             start = end;
         }
         core::hint::black_box(sink);
     }
 
-    /// [`Director::process`], with the hashes `hints` may hold for the frame's keys.
+    /// [`Director::process`], with the hashes `hints` may hold for the frame's keys and
+    /// the fast path's parse if a burst's read-ahead made it.
     #[inline(always)]
     fn process_hinted(
         &mut self,
@@ -1231,6 +1242,7 @@ impl<'a, const D: usize> Director<'a, D> {
         buf: &mut [u8],
         frame: Range<usize>,
         hints: &mut Hints<Ipv4Addr>,
+        parsed: Parsed,
     ) -> Verdict {
         // Expiry runs when the clock has moved, not on every packet: the budget is per
         // millisecond that passed (at most 16 ms' worth per call), so a busy director
@@ -1240,7 +1252,7 @@ impl<'a, const D: usize> Director<'a, D> {
             self.tick(now, elapsed);
         }
         if self.fast_path
-            && let Some(v) = self.fast_v4(now, buf, frame.clone(), hints)
+            && let Some(v) = self.fast_v4(now, buf, frame.clone(), hints, parsed)
         {
             return v;
         }
@@ -1297,9 +1309,13 @@ impl<'a, const D: usize> Director<'a, D> {
         buf: &mut [u8],
         frame: Range<usize>,
         hints: &mut Hints<Ipv4Addr>,
+        parsed: Parsed,
     ) -> Option<Verdict> {
         let f = buf.get_mut(frame.clone())?;
-        let t = wire::info::fast_v4_tuple(f)?;
+        let t = match parsed {
+            Parsed::Done(t) => t?,
+            Parsed::Later => wire::info::fast_v4_tuple(f)?,
+        };
         let flags = TcpFlags(t.tcp_flags);
         if t.tcp && flags.syn() && !flags.ack() {
             return None;

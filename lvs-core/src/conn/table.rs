@@ -1236,7 +1236,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
 
     /// Reads the entry that a lookup of the key [`ConnTable::prepare_packet`] kept in
     /// `hints` will compare first: the first slot from the key's home whose tag and
-    /// distance fit the key (not always the home slot: at half load about a third of
+    /// distance fit the key (not always the home slot: at half load about a quarter of
     /// the keys sit further on). Returns a byte from each end of it (an entry may
     /// straddle two cache lines), 0 when there is none: a burst's last round of reads,
     /// once the slots have arrived.

@@ -1172,8 +1172,9 @@ impl<'a, const D: usize> Director<'a, D> {
     /// reads those keys' index slots (and the next group's frame headers; the first
     /// group's are read before), then the entries a lookup will compare, so that the
     /// group's memory reads overlap instead of following one another; then it
-    /// processes the frames one by one, with the hashes already computed. Those first rounds only read: the verdicts, the table and
-    /// every counter are the same as with [`Director::process`] (a test checks it).
+    /// processes the frames one by one, with the hashes and the parses already made.
+    /// Those first rounds only read: the verdicts, the table and every counter are the
+    /// same as with [`Director::process`] (a test checks it).
     /// It reads ahead only for an IPv4 table of at least
     /// [`Config::burst_read_ahead_from`] entries; for a smaller one it is a loop of
     /// [`Director::process`].

@@ -16,9 +16,10 @@
 //!   cannot choose ports that pile its flows onto one slot. Never unkeyed.
 //! - **Index slots** are `u32`: the top 4 bits of the hash as a tag, 5 bits for the
 //!   slot's distance from its key's home slot, the low 23 bits `entry id + 1`; 0 for an
-//!   empty slot. A probe compares tags first, so 15 of 16 mismatches are rejected
-//!   without touching the entry. The distance lets a removal move the following slots
-//!   back without reading their entries (see below).
+//!   empty slot. A probe compares a slot's tag and distance with the key's first, so
+//!   more than 15 of 16 mismatches are rejected without touching the entry. The
+//!   distance also lets a removal move the following slots back without reading their
+//!   entries (see below).
 //! - **Linear probing with a bound**: an entry sits at most [`MAX_PROBE`]` - 1` slots
 //!   after its home slot. An insert that finds no empty slot within the window fails with
 //!   [`InsertError::ProbeWindowFull`] instead of probing further; a lookup reads at most
@@ -137,7 +138,6 @@ const DIST_BITS: u32 = 5;
 const DIST_MASK: u32 = ((1 << DIST_BITS) - 1) << ID_BITS;
 /// Bits of an index slot that hold the tag, the hash's top bits (the rest, at the top).
 const TAG_BITS: u32 = 32 - ID_BITS - DIST_BITS;
-const TAG_MASK: u32 = !(ID_MASK | DIST_MASK);
 const _: () = assert!(MAX_PROBE <= 1 << DIST_BITS && TAG_BITS >= 4);
 
 /// The smallest valid index length for `capacity` entries: the next power of two at
@@ -906,6 +906,15 @@ const fn slot_value(h: u64, id: ConnId, dist: usize) -> u32 {
     tag_bits(h) | ((dist as u32) << ID_BITS) & DIST_MASK | (id.wrapping_add(1) & ID_MASK)
 }
 
+/// Whether occupied `slot`, `dist` slots after the home slot of hash `h`, may hold a
+/// key with that hash: its tag and its distance fit (the id is not compared). A key's
+/// slot always fits; 15 of 16 others are told apart by the tag, and most of the rest
+/// by the distance.
+#[inline]
+const fn fits(slot: u32, h: u64, dist: usize) -> bool {
+    slot & !ID_MASK == slot_value(h, 0, dist) & !ID_MASK
+}
+
 /// How far an occupied slot is from its key's home slot.
 #[inline]
 const fn slot_dist(slot: u32) -> usize {
@@ -946,16 +955,15 @@ enum Probe {
 #[inline(always)]
 fn probe<A: FlowAddr>(index: &[u32], entries: &[Conn<A>], h: u64, key: &Key<A>) -> Probe {
     let mask = index.len().wrapping_sub(1);
-    let tag = tag_bits(h);
     let mut pos = home_of(h, mask);
-    for _ in 0..window(index.len()) {
+    for dist in 0..window(index.len()) {
         let Some(&slot) = index.get(pos) else {
             break;
         };
         if slot == 0 {
             return Probe::Vacant(pos);
         }
-        if slot & TAG_MASK == tag {
+        if fits(slot, h, dist) {
             let id = slot_id(slot);
             if let Some(c) = entries.get(id as usize)
                 && key.matches(c)
@@ -1238,7 +1246,8 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     /// `hints` will compare first: the first slot from the key's home whose tag and
     /// distance fit the key (not always the home slot: at half load about a quarter of
     /// the keys sit further on). Returns a byte from each end of it (an entry may
-    /// straddle two cache lines), 0 when there is none: a burst's last round of reads,
+    /// straddle two cache lines; `test_entry_sizes` checks that `caddr` and `method`
+    /// are its ends), 0 when there is none: a burst's last round of reads,
     /// once the slots have arrived.
     #[inline]
     pub fn touch_entry(&self, hints: &Hints<A>) -> u8 {
@@ -1261,7 +1270,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
                 Some(&s) if s != 0 => s,
                 _ => return None,
             };
-            if slot & !ID_MASK == slot_value(h, 0, dist) & !ID_MASK {
+            if fits(slot, h, dist) {
                 return Some(slot_id(slot));
             }
             pos = (pos + 1) & mask;
@@ -1892,6 +1901,12 @@ mod test {
         // table in 240 KiB.
         assert_eq!(core::mem::size_of::<Conn<Ipv4Addr>>() + 2 * 2 * 4, 60);
         assert!(4096 * (core::mem::size_of::<Conn<Ipv4Addr>>() + 2 * 2 * 4) < 256 * 1024);
+        // `touch_entry` reads `caddr` and `method` as the entry's two ends (the compiler
+        // chooses the field order): they must be in its first and last 8 bytes, so
+        // that an entry straddling two cache lines has both read.
+        type C4 = Conn<Ipv4Addr>;
+        assert!(core::mem::offset_of!(C4, caddr) < 8);
+        assert!(core::mem::offset_of!(C4, method) >= core::mem::size_of::<C4>() - 8);
         fn send_sync<T: Send + Sync>() {}
         send_sync::<ConnTable<'static, Ipv4Addr>>();
         send_sync::<ConnTable<'static, Ipv6Addr>>();

@@ -522,9 +522,12 @@ struct Ring {
 }
 
 impl Ring {
+    /// The alignment of slot 0: a cache line.
+    const LINE: usize = 64;
+
     /// `n` zeroed slots of `stride` bytes, frames `head` bytes into them.
     fn blank(n: usize, stride: usize, head: usize) -> Ring {
-        const LINE: usize = 64;
+        const LINE: usize = Ring::LINE;
         let buf = big(n * stride + LINE, 0u8);
         let off = (buf.as_ptr() as usize).next_multiple_of(LINE) - buf.as_ptr() as usize;
         Ring {
@@ -546,7 +549,7 @@ impl Ring {
 
     /// Every slot, in order.
     fn area(&mut self) -> &mut [u8] {
-        let end = self.buf.len() - (64 - self.off);
+        let end = self.buf.len() - (Ring::LINE - self.off);
         &mut self.buf[self.off..end]
     }
 

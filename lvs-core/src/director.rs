@@ -34,7 +34,8 @@ use heapless::Vec as HVec;
 
 use crate::conn::state::{Direction, TcpState, Timeouts, tcp_transition, tcp_transition_secure};
 use crate::conn::table::{
-    Conn, ConnFlags, ConnId, ConnTable, Expire, FlowAddr, Hints, InsertError, NO_CONN, Proto,
+    Conn, ConnFlags, ConnId, ConnTable, Expire, FlowAddr, Hints, InsertError, NO_CONN, Prepared,
+    Proto,
 };
 use crate::fwd::{self, Endpoint, fullnat, icmp, nat, tun};
 use crate::sched::{
@@ -201,6 +202,22 @@ pub struct Rx {
 enum Parsed {
     Later,
     Done(Option<wire::info::FastV4>),
+}
+
+/// What a burst's read-ahead made for a frame, for its processing: the fast path's
+/// parse and the hash of the key it looks up first. Nothing for a single frame.
+#[derive(Clone, Copy)]
+struct Ahead {
+    parsed: Parsed,
+    prepared: Option<Prepared>,
+}
+
+impl Ahead {
+    /// Nothing made ahead: the fast path parses and hashes as it goes.
+    const NONE: Ahead = Ahead {
+        parsed: Parsed::Later,
+        prepared: None,
+    };
 }
 
 /// One received frame of a burst ([`Director::process_burst`]): `buf[frame]`, with
@@ -1161,7 +1178,7 @@ impl<'a, const D: usize> Director<'a, D> {
         buf: &mut [u8],
         frame: Range<usize>,
     ) -> Verdict {
-        self.process_hinted(now, rx, buf, frame, &mut Hints::new(), Parsed::Later)
+        self.process_ahead(now, rx, buf, frame, Ahead::NONE)
     }
 
     /// Processes a burst of received frames, each exactly as [`Director::process`]
@@ -1180,34 +1197,33 @@ impl<'a, const D: usize> Director<'a, D> {
     /// [`Director::process`].
     pub fn process_burst<B: AsMut<[u8]>>(&mut self, now: Instant, burst: &mut [Packet<B>]) {
         const GROUP: usize = 16;
-        let ahead = self.fast_path && self.tables.v4.capacity() >= self.cfg.burst_read_ahead_from;
+        let read_ahead =
+            self.fast_path && self.tables.v4.capacity() >= self.cfg.burst_read_ahead_from;
         let n = burst.len();
         // The reads' results are combined and kept, so that they are made.
         let mut sink = 0u8;
-        if ahead {
+        if read_ahead {
             sink ^= Self::touch_frames(burst.get_mut(..n.min(GROUP)).unwrap_or_default());
         }
         let mut start = 0;
         while start < n {
             let end = n.min(start + GROUP);
-            let mut hints = [Hints::<Ipv4Addr>::new(); GROUP];
-            let mut parsed = [Parsed::Later; GROUP];
-            if ahead {
+            let mut ahead = [Ahead::NONE; GROUP];
+            if read_ahead {
                 let table = &self.tables.v4;
                 let group = burst.get_mut(start..end).unwrap_or_default();
-                for ((p, h), parsed) in group.iter_mut().zip(&mut hints).zip(&mut parsed) {
+                for (p, a) in group.iter_mut().zip(&mut ahead) {
                     let t = p
                         .buf
                         .as_mut()
                         .get(p.frame.clone())
                         .and_then(wire::info::fast_v4_tuple);
-                    *parsed = Parsed::Done(t);
-                    let Some(t) = t else {
-                        continue;
-                    };
-                    let proto = if t.tcp { Proto::Tcp } else { Proto::Udp };
-                    let (src, dst) = (Ipv4Addr::from(t.src), Ipv4Addr::from(t.dst));
-                    table.prepare_packet(h, proto, src, t.sport, dst, t.dport);
+                    a.parsed = Parsed::Done(t);
+                    if let Some(t) = t {
+                        let proto = if t.tcp { Proto::Tcp } else { Proto::Udp };
+                        let (src, dst) = (Ipv4Addr::from(t.src), Ipv4Addr::from(t.dst));
+                        a.prepared = table.prepare(proto, src, t.sport, dst, t.dport);
+                    }
                 }
                 // The hashes first and the reads after, in loops of their own: a read
                 // the processor cannot finish holds up what follows it once its
@@ -1216,34 +1232,32 @@ impl<'a, const D: usize> Director<'a, D> {
                 let next = burst.get_mut(end..n.min(end + GROUP)).unwrap_or_default();
                 sink ^= Self::touch_frames(next);
                 let mut slots = 0u32;
-                for h in &hints {
-                    slots ^= table.home_slot(h);
+                for p in ahead.iter().filter_map(|a| a.prepared.as_ref()) {
+                    slots ^= table.home_slot(p);
                 }
-                for h in &hints {
-                    sink ^= table.touch_entry(h);
+                for p in ahead.iter().filter_map(|a| a.prepared.as_ref()) {
+                    sink ^= table.touch_entry(p);
                 }
                 core::hint::black_box(slots);
             }
             let group = burst.get_mut(start..end).unwrap_or_default();
-            for ((p, h), &t) in group.iter_mut().zip(&mut hints).zip(&parsed) {
-                p.verdict = self.process_hinted(now, p.rx, p.buf.as_mut(), p.frame.clone(), h, t);
+            for (p, &a) in group.iter_mut().zip(&ahead) {
+                p.verdict = self.process_ahead(now, p.rx, p.buf.as_mut(), p.frame.clone(), a);
             }
             start = end;
         }
         core::hint::black_box(sink);
     }
 
-    /// [`Director::process`], with the hashes `hints` may hold for the frame's keys and
-    /// the fast path's parse if a burst's read-ahead made it.
+    /// [`Director::process`], with what a burst's read-ahead made for the frame.
     #[inline(always)]
-    fn process_hinted(
+    fn process_ahead(
         &mut self,
         now: Instant,
         rx: Rx,
         buf: &mut [u8],
         frame: Range<usize>,
-        hints: &mut Hints<Ipv4Addr>,
-        parsed: Parsed,
+        ahead: Ahead,
     ) -> Verdict {
         // Expiry runs when the clock has moved, not on every packet: the budget is per
         // millisecond that passed (at most 16 ms' worth per call), so a busy director
@@ -1253,7 +1267,7 @@ impl<'a, const D: usize> Director<'a, D> {
             self.tick(now, elapsed);
         }
         if self.fast_path
-            && let Some(v) = self.fast_v4(now, buf, frame.clone(), hints, parsed)
+            && let Some(v) = self.fast_v4(now, buf, frame.clone(), ahead)
         {
             return v;
         }
@@ -1309,11 +1323,10 @@ impl<'a, const D: usize> Director<'a, D> {
         now: Instant,
         buf: &mut [u8],
         frame: Range<usize>,
-        hints: &mut Hints<Ipv4Addr>,
-        parsed: Parsed,
+        ahead: Ahead,
     ) -> Option<Verdict> {
         let f = buf.get_mut(frame.clone())?;
-        let t = match parsed {
+        let t = match ahead.parsed {
             Parsed::Done(t) => t?,
             Parsed::Later => wire::info::fast_v4_tuple(f)?,
         };
@@ -1323,10 +1336,10 @@ impl<'a, const D: usize> Director<'a, D> {
         }
         let proto = if t.tcp { Proto::Tcp } else { Proto::Udp };
         let (src, dst) = (Ipv4Addr::from(t.src), Ipv4Addr::from(t.dst));
-        let (id, reply) = self
-            .tables
-            .v4
-            .lookup_packet_with(hints, proto, src, t.sport, dst, t.dport)?;
+        let (id, reply) =
+            self.tables
+                .v4
+                .lookup_prepared(ahead.prepared, proto, src, t.sport, dst, t.dport)?;
         let Director {
             tables,
             dests,

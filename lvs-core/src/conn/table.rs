@@ -857,6 +857,26 @@ impl<A: FlowAddr> fmt::Debug for Hints<A> {
     }
 }
 
+/// A packet's key hashed ahead of its lookup ([`ConnTable::prepare`]): the hash, and
+/// which index (client side or real-server side) it is for. Sixteen bytes, so that a
+/// burst keeps one per packet at little cost.
+#[derive(Copy, Clone)]
+pub struct Prepared {
+    hash: u64,
+    side: Side,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the hash: it says something about the seed.
+        let side = match self.side {
+            Side::In => "in",
+            Side::Out => "out",
+        };
+        f.debug_struct("Prepared").field("side", &side).finish()
+    }
+}
+
 /// A live entry, borrowed to change its non-key fields in place
 /// ([`ConnTable::entry_mut`]); it reads as the [`Conn`] it is.
 pub struct EntryMut<'t, A: FlowAddr> {
@@ -1167,102 +1187,111 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     /// The connection a packet `src:sport -> dst:dport` belongs to, as the director's
     /// fast path looks it up: a client-side flow first ([`ConnTable::lookup_in`]), then
     /// a real-server-side one ([`ConnTable::lookup_out`]); `true` with the id when it is
-    /// a reply. A hash that `hints` holds for the same key (from
-    /// [`ConnTable::prepare_packet`]) is used instead of hashing again; a missed lookup
-    /// leaves its hash there, as [`ConnTable::lookup_in_with`] does.
+    /// a reply. `prepared`, from [`ConnTable::prepare`] for the same packet, gives the
+    /// hash of the key it was made for, which is then not hashed again. Its key is not
+    /// compared: a `Prepared` of another packet can only make this lookup miss (a probe
+    /// compares every candidate's key), never find another key's entry, and nothing
+    /// changes. Without one, each key is hashed as its lookup needs it.
     #[inline(always)]
-    pub fn lookup_packet_with(
+    pub fn lookup_prepared(
         &self,
-        hints: &mut Hints<A>,
+        prepared: Option<Prepared>,
         proto: Proto,
         src: A,
         sport: u16,
         dst: A,
         dport: u16,
     ) -> Option<(ConnId, bool)> {
-        if let Some(id) = self.lookup_in_with(hints, proto, src, sport, dst, dport) {
+        let key_in = Key::flow(proto, src, sport, dst, dport);
+        if let Some(id) = self.lookup_side(Side::In, &key_in, prepared) {
             return Some((id, false));
         }
-        self.lookup_out_with(hints, proto, src, sport, dst, dport)
+        let key_out = Key::out(proto, src, sport, dst, dport);
+        self.lookup_side(Side::Out, &key_out, prepared)
             .map(|id| (id, true))
     }
 
-    /// Readies [`ConnTable::lookup_packet_with`] for a packet ahead of it: hashes the key
+    /// A lookup on `side` that takes the hash from `prepared` when it was made for that
+    /// side.
+    #[inline(always)]
+    fn lookup_side(&self, side: Side, key: &Key<A>, prepared: Option<Prepared>) -> Option<ConnId> {
+        if !self.may_hold(side, key) {
+            return None;
+        }
+        let h = match prepared {
+            Some(p) if p.side == side => p.hash,
+            _ => key.hash(&self.hasher),
+        };
+        match probe(self.index(side), self.entries, h, key) {
+            Probe::Found(id) => Some(id),
+            Probe::Vacant(_) | Probe::WindowFull => None,
+        }
+    }
+
+    /// Readies [`ConnTable::lookup_prepared`] for a packet ahead of it: hashes the key
     /// it will probe first (the client-side one, or the real-server-side one when the
-    /// client-side filter rules that out) and keeps the hash in `hints`, for
-    /// [`ConnTable::home_slot`]. Nothing changes: a burst calls this for all its packets,
-    /// then `home_slot` for all of them, so that their memory reads overlap, before it
-    /// processes them.
+    /// client-side filter rules that out); `None` when the filters rule out both.
+    /// Nothing changes: a burst calls this for all its packets, then
+    /// [`ConnTable::home_slot`] for all of them, then [`ConnTable::touch_entry`], so
+    /// that their memory reads overlap, before it processes them.
     #[inline]
-    pub fn prepare_packet(
+    pub fn prepare(
         &self,
-        hints: &mut Hints<A>,
         proto: Proto,
         src: A,
         sport: u16,
         dst: A,
         dport: u16,
-    ) {
+    ) -> Option<Prepared> {
         let key_in = Key::flow(proto, src, sport, dst, dport);
         let (side, key) = if self.may_hold(Side::In, &key_in) {
             (Side::In, key_in)
         } else {
             let key_out = Key::out(proto, src, sport, dst, dport);
             if !self.may_hold(Side::Out, &key_out) {
-                return;
+                return None;
             }
             (Side::Out, key_out)
         };
-        let h = key.hash(&self.hasher);
-        *hints.slot(side) = Some((key, h));
+        Some(Prepared {
+            hash: key.hash(&self.hasher),
+            side,
+        })
     }
 
-    /// The index and hash of the key [`ConnTable::prepare_packet`] kept in `hints`.
+    /// Reads the home slot, in its index, of the key `prepared` was made for, and
+    /// returns the slot's value. Only a read: a burst makes these for all its packets
+    /// in one short loop, so that they are all under way together, before
+    /// [`ConnTable::touch_entry`].
     #[inline]
-    fn prepared(&self, hints: &Hints<A>) -> Option<(&[u32], u64)> {
-        match (&hints.in_key, &hints.out_key) {
-            (Some((_, h)), _) => Some((self.index(Side::In), *h)),
-            (None, Some((_, h))) => Some((self.index(Side::Out), *h)),
-            (None, None) => None,
-        }
-    }
-
-    /// Reads the home slot, in its index, of the key [`ConnTable::prepare_packet`] kept
-    /// in `hints`, and returns the slot's value (0 when there is no such key). Only a
-    /// read: a burst makes these for all its packets in one short loop, so that they
-    /// are all under way together, before [`ConnTable::touch_entry`].
-    #[inline]
-    pub fn home_slot(&self, hints: &Hints<A>) -> u32 {
-        let Some((index, h)) = self.prepared(hints) else {
-            return 0;
-        };
+    pub fn home_slot(&self, prepared: &Prepared) -> u32 {
+        let index = self.index(prepared.side);
         index
-            .get(home_of(h, index.len().wrapping_sub(1)))
+            .get(home_of(prepared.hash, index.len().wrapping_sub(1)))
             .copied()
             .unwrap_or(0)
     }
 
-    /// Reads the entry that a lookup of the key [`ConnTable::prepare_packet`] kept in
-    /// `hints` will compare first: the first slot from the key's home whose tag and
-    /// distance fit the key (not always the home slot: at half load about a quarter of
-    /// the keys sit further on). Returns a byte from each end of it (an entry may
-    /// straddle two cache lines; `test_entry_sizes` checks that `caddr` and `method`
-    /// are its ends), 0 when there is none: a burst's last round of reads,
-    /// once the slots have arrived.
+    /// Reads the entry that a lookup of the key `prepared` was made for will compare
+    /// first: the first slot from the key's home whose tag and distance fit the key
+    /// (not always the home slot: at half load about a quarter of the keys sit further
+    /// on). Returns a byte from each end of it (an entry may straddle two cache lines;
+    /// `test_entry_sizes` checks that `caddr` and `method` are its ends), 0 when there
+    /// is none: a burst's last round of reads, once the slots have arrived.
     #[inline]
-    pub fn touch_entry(&self, hints: &Hints<A>) -> u8 {
-        self.first_candidate(hints)
+    pub fn touch_entry(&self, prepared: &Prepared) -> u8 {
+        self.first_candidate(prepared)
             .and_then(|id| self.entries.get(id as usize))
             .map_or(0, |c| {
                 c.caddr.key_octets().as_ref().first().copied().unwrap_or(0) ^ c.method as u8
             })
     }
 
-    /// The entry of the first slot from the home of the key kept in `hints` whose tag
-    /// and distance fit the key: the first entry its lookup compares.
+    /// The entry of the first slot from the home of the key `prepared` was made for
+    /// whose tag and distance fit the key: the first entry its lookup compares.
     #[inline]
-    fn first_candidate(&self, hints: &Hints<A>) -> Option<ConnId> {
-        let (index, h) = self.prepared(hints)?;
+    fn first_candidate(&self, prepared: &Prepared) -> Option<ConnId> {
+        let (index, h) = (self.index(prepared.side), prepared.hash);
         let mask = index.len().wrapping_sub(1);
         let mut pos = home_of(h, mask);
         for dist in 0..window(index.len()) {
@@ -2070,28 +2099,50 @@ mod test {
         }
         let (mut right, mut off_home) = (0, 0);
         for &(c, id) in &ids {
-            let mut hints = Hints::new();
-            t.prepare_packet(&mut hints, c.proto, c.caddr, c.cport, c.vaddr, c.vport);
+            let p = t
+                .prepare(c.proto, c.caddr, c.cport, c.vaddr, c.vport)
+                .unwrap();
             let key = Key::of_in(&c);
             let h = key.hash(&t.hasher);
+            assert!(p.side == Side::In && p.hash == h);
             let home = t.in_index[home_of(h, t.in_index.len() - 1)];
-            assert_eq!(t.home_slot(&hints), home);
-            let found = t.first_candidate(&hints);
+            assert_eq!(t.home_slot(&p), home);
+            let found = t.first_candidate(&p);
             right += usize::from(found == Some(id));
             if slot_id(home) != id {
                 off_home += 1;
                 // A slot before the key's own can fit its tag and distance (1 in 16).
                 assert!(found.is_some());
             }
+            // The lookup from it finds the entry, as one without it does.
+            let hit = Some((id, false));
+            assert_eq!(
+                t.lookup_prepared(Some(p), c.proto, c.caddr, c.cport, c.vaddr, c.vport),
+                hit
+            );
+            assert_eq!(
+                t.lookup_prepared(None, c.proto, c.caddr, c.cport, c.vaddr, c.vport),
+                hit
+            );
         }
         // At full load (half the index) many keys sit past their home slot; the
         // read-ahead finds nearly all of them.
         assert!(off_home > 100, "{off_home} keys off their home slot");
         assert!(right >= 512 - 512 / 16, "{right} of 512 found");
         // A packet of no connection: nothing to read ahead when the filters rule it out.
-        let mut hints = Hints::new();
-        t.prepare_packet(&mut hints, Proto::Udp, v4(1), 1, v4(2), 2);
-        assert_eq!((t.home_slot(&hints), t.first_candidate(&hints)), (0, None));
+        assert!(t.prepare(Proto::Udp, v4(1), 1, v4(2), 2).is_none());
+        // Another packet's `Prepared` makes a lookup miss (or, by chance, find the
+        // packet's own entry), never find a wrong entry.
+        let mut missed = 0;
+        for w in ids.windows(2) {
+            let ((c0, id0), (c1, _)) = (w[0], w[1]);
+            let p1 = t.prepare(c1.proto, c1.caddr, c1.cport, c1.vaddr, c1.vport);
+            let r = t.lookup_prepared(p1, c0.proto, c0.caddr, c0.cport, c0.vaddr, c0.vport);
+            assert!(r.is_none() || r == Some((id0, false)));
+            missed += usize::from(r.is_none());
+        }
+        assert!(missed > 400, "{missed} of 511 missed");
+        t.check();
     }
 
     #[test]

@@ -1178,7 +1178,7 @@ impl<'a, const D: usize> Director<'a, D> {
         buf: &mut [u8],
         frame: Range<usize>,
     ) -> Verdict {
-        self.process_ahead(now, rx, buf, frame, Ahead::NONE)
+        self.process_ahead(now, rx, buf, frame, &Ahead::NONE)
     }
 
     /// Processes a burst of received frames, each exactly as [`Director::process`]
@@ -1241,7 +1241,7 @@ impl<'a, const D: usize> Director<'a, D> {
                 core::hint::black_box(slots);
             }
             let group = burst.get_mut(start..end).unwrap_or_default();
-            for (p, &a) in group.iter_mut().zip(&ahead) {
+            for (p, a) in group.iter_mut().zip(&ahead) {
                 p.verdict = self.process_ahead(now, p.rx, p.buf.as_mut(), p.frame.clone(), a);
             }
             start = end;
@@ -1257,7 +1257,7 @@ impl<'a, const D: usize> Director<'a, D> {
         rx: Rx,
         buf: &mut [u8],
         frame: Range<usize>,
-        ahead: Ahead,
+        ahead: &Ahead,
     ) -> Verdict {
         // Expiry runs when the clock has moved, not on every packet: the budget is per
         // millisecond that passed (at most 16 ms' worth per call), so a busy director
@@ -1323,7 +1323,7 @@ impl<'a, const D: usize> Director<'a, D> {
         now: Instant,
         buf: &mut [u8],
         frame: Range<usize>,
-        ahead: Ahead,
+        ahead: &Ahead,
     ) -> Option<Verdict> {
         let f = buf.get_mut(frame.clone())?;
         let t = match ahead.parsed {

@@ -1936,6 +1936,8 @@ mod test {
         type C4 = Conn<Ipv4Addr>;
         assert!(core::mem::offset_of!(C4, caddr) < 8);
         assert!(core::mem::offset_of!(C4, method) >= core::mem::size_of::<C4>() - 8);
+        // A burst's read-ahead keeps one of these a packet.
+        assert_eq!(core::mem::size_of::<Option<Prepared>>(), 16);
         fn send_sync<T: Send + Sync>() {}
         send_sync::<ConnTable<'static, Ipv4Addr>>();
         send_sync::<ConnTable<'static, Ipv6Addr>>();

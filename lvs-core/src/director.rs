@@ -1309,10 +1309,10 @@ impl<'a, const D: usize> Director<'a, D> {
     /// The established-flow fast path: an untagged IPv4 TCP/UDP frame (20-byte header,
     /// checksum verified, not a fragment: the parse fast path's checks) of a live
     /// connection whose real server is there, from the client (NAT, FULLNAT, DR, TUN) or
-    /// the real server (NAT, FULLNAT). It reads the 4-tuple at fixed offsets, hashes
-    /// (unless `hints` holds the key's hash) and probes once, updates the entry in
-    /// place, counts, and rewrites at fixed offsets from the entry's fields, without a
-    /// [`FrameInfo`]. `None`, having changed nothing, for anything else: the general path
+    /// the real server (NAT, FULLNAT). It reads the 4-tuple at fixed offsets (or takes
+    /// the read-ahead's parse), hashes (unless `ahead` holds the key's hash) and probes
+    /// once, updates the entry in place, counts, and rewrites at fixed offsets from the
+    /// entry's fields, without a [`FrameInfo`]. `None`, having changed nothing, for anything else: the general path
     /// then decides as it always has. A SYN without ACK (which may open a connection or
     /// reuse a closing one) always goes there. TUN encapsulates 4in4 at fixed offsets
     /// where that applies, and otherwise with the general path's code, from the parse's

@@ -537,6 +537,30 @@ fn tunnel_to_a_real_server_of_the_other_family() {
     }
 }
 
+/// Every 4in4 encapsulation takes the next outer identification, whichever code makes
+/// it: a new connection's (the general path), an established one's (the fast path), or
+/// one moved into tailroom (`tun::encap`, no headroom for the fixed-offset one).
+#[test]
+fn tunnel_identifications_advance_by_one() {
+    let (mut h, _, _) = setup(false, "rr", "-i", 1);
+    let ident = |out: &[u8]| u16::from_be_bytes([out[18], out[19]]);
+    let f = client(false, cip(false), 40000);
+    let mut idents = Vec::new();
+    for (t, flags, data) in [(1, SYN, &b""[..]), (2, ACK, b""), (3, PSH | ACK, b"data")] {
+        let (v, out) = h.step(secs(t), &frames::tcp(&f, flags, data));
+        assert_eq!(next_hop(&v), rip(false, 1));
+        idents.push(ident(&out));
+    }
+    let rx = h.rx;
+    let frame = frames::tcp(&client(false, cip(false), 40001), SYN, b"");
+    let (v, out) = h.step_with(secs(4), rx, &frame, 0, 64);
+    assert_eq!(next_hop(&v), rip(false, 1));
+    idents.push(ident(&out));
+    for w in idents.windows(2) {
+        assert_eq!(w[1], w[0].wrapping_add(1), "{idents:?}");
+    }
+}
+
 #[test]
 fn tunnel_with_tailroom_only_moves_the_packet() {
     for v6 in [false, true] {

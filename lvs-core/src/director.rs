@@ -1312,11 +1312,11 @@ impl<'a, const D: usize> Director<'a, D> {
     /// the real server (NAT, FULLNAT). It reads the 4-tuple at fixed offsets (or takes
     /// the read-ahead's parse), hashes (unless `ahead` holds the key's hash) and probes
     /// once, updates the entry in place, counts, and rewrites at fixed offsets from the
-    /// entry's fields, without a [`FrameInfo`]. `None`, having changed nothing, for anything else: the general path
-    /// then decides as it always has. A SYN without ACK (which may open a connection or
-    /// reuse a closing one) always goes there. TUN encapsulates 4in4 at fixed offsets
-    /// where that applies, and otherwise with the general path's code, from the parse's
-    /// view of the frame.
+    /// entry's fields, without a [`FrameInfo`]. `None`, having changed nothing, for
+    /// anything else: the general path then decides as it always has. A SYN without ACK
+    /// (which may open a connection or reuse a closing one) always goes there. TUN
+    /// encapsulates 4in4 at fixed offsets where that applies, and otherwise with the
+    /// general path's code, from the parse's view of the frame.
     #[inline(always)]
     fn fast_v4(
         &mut self,
@@ -1395,25 +1395,15 @@ impl<'a, const D: usize> Director<'a, D> {
                 // The entry's real-server address is the server's own, unless the server
                 // is of the other family: `new_conn` then stores the virtual address,
                 // which `tunnel` resolves through the server's slot.
-                let rip = e.daddr;
-                if rip != e.vaddr
+                let c = *e;
+                if c.daddr != c.vaddr
                     && let Some(src) = self.cfg.tun_src_v4
+                    && let Some(v) =
+                        self.encap_fixed_v4(buf, frame.clone(), t.total_len, src, c.daddr)
                 {
-                    let ident = self.tun_ident.wrapping_add(1);
-                    let (total, mtu) = (t.total_len, self.cfg.tun_mtu);
-                    let (s, d) = (src.octets(), rip.octets());
-                    if let Some(out) =
-                        tun::encap_v4_fixed(buf, frame.clone(), total, s, d, ident, mtu)
-                    {
-                        self.tun_ident = ident;
-                        return Some(Verdict::Forward {
-                            frame: out,
-                            next_hop: IpAddr::V4(rip),
-                        });
-                    }
+                    return Some(v);
                 }
                 // Otherwise the general path's code, from the parse's view.
-                let c = *e;
                 return Some(self.tunnel::<Ipv4Addr>(c, buf, frame, &t.info()));
             }
         };
@@ -1884,9 +1874,8 @@ impl<'a, const D: usize> Director<'a, D> {
         let Some(src) = src else {
             return self.drop(DropReason::FamilyMismatch);
         };
-        self.tun_ident = self.tun_ident.wrapping_add(1);
-        // 4in4 of an untagged frame with a plain 20-byte header: at fixed offsets, the
-        // bytes `encap` writes (a proptest in `fwd` checks it), as the fast path does.
+        // 4in4 of an untagged frame with a plain 20-byte header: at fixed offsets, as the
+        // fast path does.
         if let (IpAddr::V4(s), IpAddr::V4(d)) = (src, daddr)
             && info.l3_offset == 14
             && info.vlan.is_none()
@@ -1894,21 +1883,11 @@ impl<'a, const D: usize> Director<'a, D> {
             && info.ip.header_len == 20
             && info.ip.fragment == Fragment::Whole
             && let Ok(total) = u16::try_from(info.ip.total_len)
-            && let Some(out) = tun::encap_v4_fixed(
-                buf,
-                frame.clone(),
-                total,
-                s.octets(),
-                d.octets(),
-                self.tun_ident,
-                self.cfg.tun_mtu,
-            )
+            && let Some(v) = self.encap_fixed_v4(buf, frame.clone(), total, s, d)
         {
-            return Verdict::Forward {
-                frame: out,
-                next_hop: daddr,
-            };
+            return v;
         }
+        self.tun_ident = self.tun_ident.wrapping_add(1);
         let p = tun::TunParams {
             src,
             dst: daddr,
@@ -1933,6 +1912,29 @@ impl<'a, const D: usize> Director<'a, D> {
             }
             Err(e) => self.drop(DropReason::from(e)),
         }
+    }
+
+    /// 4in4 from `src` to `dst` at fixed offsets (`tun::encap_v4_fixed`: the bytes
+    /// `tun::encap` writes, a proptest in `fwd` checks it), with the next
+    /// identification; `None`, having changed nothing, where it declines (no headroom,
+    /// too big for the MTU, a frame shorter than its header says).
+    #[inline(always)]
+    fn encap_fixed_v4(
+        &mut self,
+        buf: &mut [u8],
+        frame: Range<usize>,
+        total: u16,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) -> Option<Verdict> {
+        let ident = self.tun_ident.wrapping_add(1);
+        let (s, d, mtu) = (src.octets(), dst.octets(), self.cfg.tun_mtu);
+        let out = tun::encap_v4_fixed(buf, frame, total, s, d, ident, mtu)?;
+        self.tun_ident = ident;
+        Some(Verdict::Forward {
+            frame: out,
+            next_hop: IpAddr::V4(dst),
+        })
     }
 
     /// Forwards a reply from a real server back to the client (NAT, FULLNAT).

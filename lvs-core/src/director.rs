@@ -430,11 +430,26 @@ pub struct Service<'a, const D: usize> {
     sched: AnySched<'a>,
     /// Member real servers, newest first (the kernel's list order).
     members: HVec<DestId, D>,
+    /// Whether a member forwards by NAT (masq): a new connection's NAT out slot is
+    /// then read before scheduling ([`ConnTable::prepare_out_end`]).
+    masq: bool,
     stats: Counters,
     est: Estimator,
 }
 
 impl<const D: usize> Service<'_, D> {
+    /// After a change to its members or to one of them: the scheduler sees them anew,
+    /// and `masq` follows.
+    fn members_changed(&mut self, dests: &[Option<RealServer>]) {
+        self.sched.sched().update(Dests::new(dests, &self.members));
+        self.masq = self.members.iter().any(|&id| {
+            dests
+                .get(id as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|d| d.method == Method::Masq)
+        });
+    }
+
     /// How it was specified.
     pub fn spec(&self) -> &ServiceSpec {
         &self.spec
@@ -757,6 +772,7 @@ impl<'a, const D: usize> Director<'a, D> {
                 spec,
                 sched,
                 members: HVec::new(),
+                masq: false,
                 est: Estimator::new(now, &stats),
                 stats,
             });
@@ -793,12 +809,12 @@ impl<'a, const D: usize> Director<'a, D> {
                     // Restore the previous scheduler.
                     if let Some(s) = AnySched::new(svc.spec.sched, svc.spec.flags, st) {
                         svc.sched = s;
-                        svc.sched.sched().update(Dests::new(dests, &svc.members));
+                        svc.members_changed(dests);
                     }
                     return Err(ControlError::NoSchedStorage);
                 }
             }
-            svc.sched.sched().update(Dests::new(dests, &svc.members));
+            svc.members_changed(dests);
         }
         svc.spec = spec;
         Ok(())
@@ -944,7 +960,7 @@ impl<'a, const D: usize> Director<'a, D> {
                 };
             }
         }
-        svc.sched.sched().update(Dests::new(dests, &svc.members));
+        svc.members_changed(dests);
         Ok(id)
     }
 
@@ -969,7 +985,7 @@ impl<'a, const D: usize> Director<'a, D> {
             apply_dest_spec(d, &spec);
         }
         if let Some(Some(svc)) = services.get_mut(svc_idx) {
-            svc.sched.sched().update(Dests::new(dests, &svc.members));
+            svc.members_changed(dests);
         }
         Ok(())
     }
@@ -994,7 +1010,7 @@ impl<'a, const D: usize> Director<'a, D> {
             services, dests, ..
         } = self;
         if let Some(Some(svc)) = services.get_mut(svc_idx) {
-            svc.sched.sched().update(Dests::new(dests, &svc.members));
+            svc.members_changed(dests);
         }
         Ok(())
     }
@@ -1501,6 +1517,18 @@ impl<'a, const D: usize> Director<'a, D> {
         }
         if flow.tcp_flags.rst() {
             return Verdict::Local;
+        }
+        // A NAT connection's out slot does not depend on the real server: its read is
+        // under way while the scheduler runs, not after it.
+        if self
+            .services
+            .get(svc_idx)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.masq)
+        {
+            let slot =
+                A::table(&mut self.tables).prepare_out_end(&mut hints, flow.proto, src, flow.sport);
+            core::hint::black_box(slot);
         }
         let id = match self.new_conn::<A>(now, svc_idx, &flow, src, dst, info, &mut hints) {
             Ok(id) => id,

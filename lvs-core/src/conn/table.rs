@@ -8,7 +8,11 @@
 //!   their own key (see below);
 //! - the **out** index, keyed by the real-server side `(proto, daddr, dport, laddr,
 //!   lport)` (the kernel's `ip_vs_conn_out_get`), for the replies of NAT and FULLNAT.
-//!   Only entries inserted with [`ConnFlags::OUT_INDEXED`] are in it.
+//!   Only entries inserted with [`ConnFlags::OUT_INDEXED`] are in it. An out key whose
+//!   local end is the client's own (`laddr:lport` = `caddr:cport`: NAT, whose replies
+//!   go back to the client) is hashed by that end alone, as the kernel hashes a
+//!   connection by its client end; any other (FULLNAT's, whose local end is the
+//!   director's) by the whole key (see below).
 //!
 //! ## Design
 //! - **Keyed hash.** Every key is hashed with SipHash-1-3 under the 128-bit seed given
@@ -39,6 +43,18 @@
 //!   (an unkeyed bucket of the address). A lookup whose address falls in an empty
 //!   bucket misses without hashing: a reply skips the client-side lookup, a new
 //!   client's packet the reply lookup. The counters follow every insert and removal.
+//! - **Out keys hashed two ways.** A NAT entry's out key is hashed by its local end
+//!   (protocol, client address and port), so its home slot is known before the real
+//!   server is scheduled: [`ConnTable::prepare_out_end`] reads it then, and that read
+//!   overlaps the scheduling instead of waiting after it. A FULLNAT entry keeps the
+//!   whole-key hash: it reuses a local port towards every real server, and hashing
+//!   its local end alone would pile those entries onto one home slot. A reply does not
+//!   say which kind it belongs to, so its lookup tries both, the likelier first: two
+//!   more sets of 64 counters, by the bucket of the local-end address, count the
+//!   entries hashed each way, and a way whose bucket is empty is not tried. An out key
+//!   is unique across both ways (an insert checks the other way too when its bucket is
+//!   not empty). One client end with connections to many NAT services shares one home
+//!   slot, as it shares one hash chain in the kernel.
 //! - **In-place updates**: [`ConnTable::entry_mut`] changes the non-key fields of an
 //!   entry with one access.
 //! - **Amortised expiry**: [`ConnTable::sweep`] and [`ConnTable::find_victim`] walk the
@@ -552,7 +568,11 @@ impl core::error::Error for InsertError {}
 enum KeyKind {
     Flow = 0,
     Template = 1,
+    /// An out key hashed whole.
     Out = 2,
+    /// Only hashed, never stored: the kind of an out key hashed by its local end
+    /// ([`Key::hash_as`]).
+    OutEnd = 3,
 }
 
 /// A lookup key: the kind, the protocol and two address/port pairs.
@@ -581,6 +601,15 @@ impl<A: FlowAddr> Key<A> {
     #[inline]
     fn of_out(c: &Conn<A>) -> Self {
         Key::out(c.proto, c.daddr, c.dport, c.laddr, c.lport)
+    }
+
+    /// Whether `c`'s out key is hashed by its local end alone: when that end is the
+    /// client's own (NAT); a FULLNAT key, whose local end is the director's, is hashed
+    /// whole. Key fields never change while an entry is indexed, so an entry is always
+    /// hashed the way it was inserted.
+    #[inline]
+    fn out_by_end(c: &Conn<A>) -> bool {
+        c.laddr == c.caddr && c.lport == c.cport
     }
 
     #[inline]
@@ -619,8 +648,9 @@ impl<A: FlowAddr> Key<A> {
         }
     }
 
-    /// Whether the live entry `c` has this key.
-    #[inline]
+    /// Whether the live entry `c` has this key. Inlined into every probe, where the
+    /// key's kind is known, so that only its own comparison is compiled there.
+    #[inline(always)]
     fn matches(&self, c: &Conn<A>) -> bool {
         if c.is_free() || c.proto != self.proto {
             return false;
@@ -636,7 +666,7 @@ impl<A: FlowAddr> Key<A> {
             KeyKind::Template => {
                 c.is_template() && c.vport == self.p2 && c.caddr == self.a1 && c.vaddr == self.a2
             }
-            KeyKind::Out => {
+            KeyKind::Out | KeyKind::OutEnd => {
                 c.is_out_indexed()
                     && c.dport == self.p1
                     && c.lport == self.p2
@@ -646,10 +676,27 @@ impl<A: FlowAddr> Key<A> {
         }
     }
 
+    /// The keyed hash of an out key, whole or (`end`) by its local end: the hash of
+    /// the key with kind [`KeyKind::OutEnd`] and the first pair zero.
+    #[inline(always)]
+    fn hash_as(&self, end: bool, hasher: &SipHasher13) -> u64 {
+        if end {
+            let end_key = Key {
+                kind: KeyKind::OutEnd,
+                a1: A::UNSPECIFIED,
+                p1: 0,
+                ..*self
+            };
+            end_key.hash(hasher)
+        } else {
+            self.hash(hasher)
+        }
+    }
+
     /// The keyed hash: SipHash-1-3 over kind, protocol, then each address and port in
     /// network order.
     #[inline(always)]
-    fn hash(&self, hasher: &SipHasher13) -> u64 {
+    fn hash(self, hasher: &SipHasher13) -> u64 {
         // The key's bytes fed as whole little-endian words: the same byte stream (and so
         // the same hash) as a write per field, without the hasher's buffering of slices.
         let (a1, a2) = (self.a1.key_octets(), self.a2.key_octets());
@@ -766,11 +813,12 @@ enum Side {
 }
 
 impl Side {
+    /// The hash `c` is indexed under on this side.
     #[cfg(test)]
-    fn key<A: FlowAddr>(self, c: &Conn<A>) -> Key<A> {
+    fn hash_of<A: FlowAddr>(self, c: &Conn<A>, hasher: &SipHasher13) -> u64 {
         match self {
-            Side::In => Key::of_in(c),
-            Side::Out => Key::of_out(c),
+            Side::In => Key::of_in(c).hash(hasher),
+            Side::Out => Key::of_out(c).hash_as(Key::out_by_end(c), hasher),
         }
     }
 
@@ -803,11 +851,13 @@ fn filter_bucket<A: FlowAddr>(a: A) -> usize {
 
 /// Hashes that lookups computed, kept for an insert of the same keys
 /// ([`ConnTable::insert_with`]), so that a new connection hashes each key once: one
-/// in key and one out key, each with its keyed hash.
+/// in key and one out key of each hashing (whole, and by its local end), each with
+/// its keyed hash.
 #[derive(Copy, Clone)]
 pub struct Hints<A: FlowAddr> {
     in_key: Option<(Key<A>, u64)>,
     out_key: Option<(Key<A>, u64)>,
+    out_end: Option<(Key<A>, u64)>,
 }
 
 impl<A: FlowAddr> Hints<A> {
@@ -816,27 +866,39 @@ impl<A: FlowAddr> Hints<A> {
         Hints {
             in_key: None,
             out_key: None,
+            out_end: None,
         }
     }
 
-    #[inline]
-    fn slot(&mut self, side: Side) -> &mut Option<(Key<A>, u64)> {
-        match side {
-            Side::In => &mut self.in_key,
-            Side::Out => &mut self.out_key,
-        }
-    }
-
-    /// The hash of `key` if a lookup computed it.
-    #[inline]
-    fn get(&self, side: Side, key: &Key<A>) -> Option<u64> {
-        let k = match side {
-            Side::In => &self.in_key,
-            Side::Out => &self.out_key,
+    /// Keeps the hash `h` of `key` (of an out key: hashed as `end` says).
+    #[inline(always)]
+    fn keep(&mut self, key: &Key<A>, end: bool, h: u64) {
+        let slot = match (key.kind, end) {
+            (KeyKind::Flow | KeyKind::Template, _) => &mut self.in_key,
+            (_, false) => &mut self.out_key,
+            (_, true) => &mut self.out_end,
         };
-        match k {
-            Some((k, h)) if k == key => Some(*h),
-            _ => None,
+        *slot = Some((*key, h));
+    }
+
+    /// The hash of `key` (of an out key: hashed as `end` says) if a lookup computed
+    /// it. A hash by the local end is that of every key with the same local end.
+    #[inline(always)]
+    fn get(&self, key: &Key<A>, end: bool) -> Option<u64> {
+        let same_end = |k: &Key<A>| k.proto == key.proto && k.p2 == key.p2 && k.a2 == key.a2;
+        match (key.kind, end) {
+            (KeyKind::Flow | KeyKind::Template, _) => match &self.in_key {
+                Some((k, h)) if k == key => Some(*h),
+                _ => None,
+            },
+            (_, false) => match &self.out_key {
+                Some((k, h)) if k == key => Some(*h),
+                _ => None,
+            },
+            (_, true) => match &self.out_end {
+                Some((k, h)) if same_end(k) => Some(*h),
+                _ => None,
+            },
         }
     }
 }
@@ -853,25 +915,29 @@ impl<A: FlowAddr> fmt::Debug for Hints<A> {
         f.debug_struct("Hints")
             .field("in", &self.in_key.is_some())
             .field("out", &self.out_key.is_some())
+            .field("out_end", &self.out_end.is_some())
             .finish()
     }
 }
 
 /// A packet's key hashed ahead of its lookup ([`ConnTable::prepare`]): the hash, and
-/// which index (client side or real-server side) it is for. Sixteen bytes, so that a
-/// burst keeps one per packet at little cost.
+/// which index (client side or real-server side) and which hashing it is for. Sixteen
+/// bytes, so that a burst keeps one per packet at little cost.
 #[derive(Copy, Clone)]
 pub struct Prepared {
     hash: u64,
     side: Side,
+    /// An out key hashed by its local end.
+    end: bool,
 }
 
 impl fmt::Debug for Prepared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the hash: it says something about the seed.
-        let side = match self.side {
-            Side::In => "in",
-            Side::Out => "out",
+        let side = match (self.side, self.end) {
+            (Side::In, _) => "in",
+            (Side::Out, false) => "out",
+            (Side::Out, true) => "out by local end",
         };
         f.debug_struct("Prepared").field("side", &side).finish()
     }
@@ -1063,6 +1129,12 @@ pub struct ConnTable<'a, A: FlowAddr> {
     /// The same for out-indexed entries by real-server address: a new connection's
     /// packet (whose source is a client) skips the reply lookup.
     out_filter: [u32; FILTER_BUCKETS],
+    /// Per bucket of the local-end address (`laddr`), how many out-indexed entries are
+    /// hashed whole ([`KeyKind::Out`], index 0) and by their local end
+    /// ([`KeyKind::OutEnd`], index 1): a reply's lookup tries only the hashings whose
+    /// bucket holds some, and an insert checks the other hashing for the same key only
+    /// then.
+    kind_filter: [[u32; FILTER_BUCKETS]; 2],
     /// Head of the free list, [`NO_CONN`] when full.
     free: ConnId,
     len: u32,
@@ -1119,6 +1191,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             hasher: SipHasher13::new_with_key(&seed),
             in_filter: [0; FILTER_BUCKETS],
             out_filter: [0; FILTER_BUCKETS],
+            kind_filter: [[0; FILTER_BUCKETS]; 2],
             free: NO_CONN,
             len: 0,
             sweep_cursor: 0,
@@ -1136,6 +1209,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         self.out_index.fill(0);
         self.in_filter = [0; FILTER_BUCKETS];
         self.out_filter = [0; FILTER_BUCKETS];
+        self.kind_filter = [[0; FILTER_BUCKETS]; 2];
         let cap = self.entries.len();
         for (i, e) in self.entries.iter_mut().enumerate() {
             let next = i + 1;
@@ -1203,34 +1277,96 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         dport: u16,
     ) -> Option<(ConnId, bool)> {
         let key_in = Key::flow(proto, src, sport, dst, dport);
-        if let Some(id) = self.lookup_side(Side::In, &key_in, prepared) {
+        if let Some(id) = self.lookup_in_prepared(&key_in, prepared) {
             return Some((id, false));
         }
         let key_out = Key::out(proto, src, sport, dst, dport);
-        self.lookup_side(Side::Out, &key_out, prepared)
+        self.lookup_out_key(&key_out, &mut Hints::new(), prepared)
             .map(|id| (id, true))
     }
 
-    /// A lookup on `side` that takes the hash from `prepared` when it was made for that
-    /// side.
+    /// A client-side lookup that takes the hash from `prepared` when it was made for
+    /// that side.
     #[inline(always)]
-    fn lookup_side(&self, side: Side, key: &Key<A>, prepared: Option<Prepared>) -> Option<ConnId> {
-        if !self.may_hold(side, key) {
+    fn lookup_in_prepared(&self, key: &Key<A>, prepared: Option<Prepared>) -> Option<ConnId> {
+        if !self.may_hold(Side::In, key) {
             return None;
         }
         let h = match prepared {
-            Some(p) if p.side == side => p.hash,
+            Some(p) if p.side == Side::In => p.hash,
             _ => key.hash(&self.hasher),
         };
-        match probe(self.index(side), self.entries, h, key) {
+        match probe(self.in_index, self.entries, h, key) {
             Probe::Found(id) => Some(id),
             Probe::Vacant(_) | Probe::WindowFull => None,
         }
     }
 
+    /// How many out-indexed entries hashed whole (or by their local end, `end`) have a
+    /// local-end address in `addr`'s bucket.
+    #[inline(always)]
+    fn kind_count(&self, end: bool, addr: A) -> u32 {
+        let i = usize::from(end);
+        self.kind_filter
+            .get(i)
+            .and_then(|f| f.get(filter_bucket(addr)))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The real-server-side lookup of out key `key`: its entry is under one of two
+    /// hashes ([`Key::out_by_end`]), so each hashing whose bucket holds
+    /// entries is probed, the whole one first (a reply to a FULLNAT local address, whose
+    /// bucket only a client sharing it would make the NAT one's too). The hash comes
+    /// from `prepared` when it was made for that hashing, else from `hints`; a miss
+    /// keeps each hash it computed in `hints`.
+    #[inline(always)]
+    fn lookup_out_key(
+        &self,
+        key: &Key<A>,
+        hints: &mut Hints<A>,
+        prepared: Option<Prepared>,
+    ) -> Option<ConnId> {
+        if !self.may_hold(Side::Out, key) {
+            return None;
+        }
+        if self.kind_count(false, key.a2) != 0
+            && let Some(id) = self.probe_out(key, false, hints, prepared)
+        {
+            return Some(id);
+        }
+        if self.kind_count(true, key.a2) != 0 {
+            return self.probe_out(key, true, hints, prepared);
+        }
+        None
+    }
+
+    /// One probe of the out index for `key`, hashed whole or (`end`) by its local end.
+    #[inline(always)]
+    fn probe_out(
+        &self,
+        key: &Key<A>,
+        end: bool,
+        hints: &mut Hints<A>,
+        prepared: Option<Prepared>,
+    ) -> Option<ConnId> {
+        let h = match prepared {
+            Some(p) if p.side == Side::Out && p.end == end => p.hash,
+            _ => self.hash_with(key, end, hints),
+        };
+        match probe(self.out_index, self.entries, h, key) {
+            Probe::Found(id) => Some(id),
+            Probe::Vacant(_) | Probe::WindowFull => {
+                hints.keep(key, end, h);
+                None
+            }
+        }
+    }
+
     /// Readies [`ConnTable::lookup_prepared`] for a packet ahead of it: hashes the key
     /// it will probe first (the client-side one, or the real-server-side one when the
-    /// client-side filter rules that out); `None` when the filters rule out both.
+    /// client-side filter rules that out, hashed as its lookup tries first); `None`
+    /// when the filters rule out both.
     /// Nothing changes: a burst calls this for all its packets, then
     /// [`ConnTable::home_slot`] for all of them, then [`ConnTable::touch_entry`], so
     /// that their memory reads overlap, before it processes them.
@@ -1244,19 +1380,47 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         dport: u16,
     ) -> Option<Prepared> {
         let key_in = Key::flow(proto, src, sport, dst, dport);
-        let (side, key) = if self.may_hold(Side::In, &key_in) {
-            (Side::In, key_in)
+        if self.may_hold(Side::In, &key_in) {
+            return Some(Prepared {
+                hash: key_in.hash(&self.hasher),
+                side: Side::In,
+                end: false,
+            });
+        }
+        let key_out = Key::out(proto, src, sport, dst, dport);
+        if !self.may_hold(Side::Out, &key_out) {
+            return None;
+        }
+        let end = if self.kind_count(false, dst) != 0 {
+            false
+        } else if self.kind_count(true, dst) != 0 {
+            true
         } else {
-            let key_out = Key::out(proto, src, sport, dst, dport);
-            if !self.may_hold(Side::Out, &key_out) {
-                return None;
-            }
-            (Side::Out, key_out)
+            return None;
         };
         Some(Prepared {
-            hash: key.hash(&self.hasher),
-            side,
+            hash: key_out.hash_as(end, &self.hasher),
+            side: Side::Out,
+            end,
         })
+    }
+
+    /// Readies the insert of a NAT connection from `caddr:cport` before its real server
+    /// is scheduled: keeps in `hints` the hash of the local end its out key will have
+    /// (the client's own, see [`Key::out_by_end`]), for [`ConnTable::insert_with`], and
+    /// reads that hash's home slot in the out index, whose value it returns (only a
+    /// read, as [`ConnTable::home_slot`]). The director calls it once the client-side
+    /// lookup has missed, for a service with NAT real servers, so that the read is
+    /// under way while it schedules, instead of after.
+    #[inline]
+    pub fn prepare_out_end(&self, hints: &mut Hints<A>, proto: Proto, caddr: A, cport: u16) -> u32 {
+        let key = Key::out(proto, A::UNSPECIFIED, 0, caddr, cport);
+        let h = self.hash_with(&key, true, hints);
+        hints.keep(&key, true, h);
+        self.out_index
+            .get(home_of(h, self.out_index.len().wrapping_sub(1)))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Reads the home slot, in its index, of the key `prepared` was made for, and
@@ -1323,7 +1487,8 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         laddr: A,
         lport: u16,
     ) -> Option<ConnId> {
-        self.lookup(Side::Out, &Key::out(proto, daddr, dport, laddr, lport))
+        let key = Key::out(proto, daddr, dport, laddr, lport);
+        self.lookup_out_key(&key, &mut Hints::new(), None)
     }
 
     /// [`ConnTable::lookup_in`] that keeps the key's hash in `hints` for an insert of
@@ -1353,7 +1518,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         lport: u16,
     ) -> Option<ConnId> {
         let key = Key::out(proto, daddr, dport, laddr, lport);
-        self.lookup_hinted(Side::Out, &key, hints)
+        self.lookup_out_key(&key, hints, None)
     }
 
     /// Whether an entry with `key` may be in `side`'s index: false when no indexed
@@ -1368,48 +1533,65 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             .is_some_and(|&n| n != 0)
     }
 
-    /// Counts (`add`) or uncounts an indexed key in `side`'s filter.
+    /// Counts (`add`) or uncounts an indexed key in `side`'s filter, and an out key
+    /// also in its hashing's ([`ConnTable::kind_filter`]; `end`: by its local end).
     #[inline]
-    fn filter_add(&mut self, side: Side, key: &Key<A>, add: bool) {
-        let f = match side {
-            Side::In => &mut self.in_filter,
-            Side::Out => &mut self.out_filter,
-        };
-        if let Some(n) = f.get_mut(filter_bucket(side.filter_addr(key))) {
+    fn filter_add(&mut self, side: Side, key: &Key<A>, end: bool, add: bool) {
+        let count = |n: &mut u32| {
             *n = if add {
                 n.saturating_add(1)
             } else {
                 n.saturating_sub(1)
             };
+        };
+        let f = match side {
+            Side::In => &mut self.in_filter,
+            Side::Out => &mut self.out_filter,
+        };
+        if let Some(n) = f.get_mut(filter_bucket(side.filter_addr(key))) {
+            count(n);
+        }
+        if side == Side::Out {
+            let i = usize::from(end);
+            if let Some(n) = self
+                .kind_filter
+                .get_mut(i)
+                .and_then(|f| f.get_mut(filter_bucket(key.a2)))
+            {
+                count(n);
+            }
         }
     }
 
+    /// A client-side lookup (a flow's or a template's key).
     #[inline]
     fn lookup(&self, side: Side, key: &Key<A>) -> Option<ConnId> {
         self.lookup_hinted(side, key, &mut Hints::new())
     }
 
+    /// A client-side lookup that keeps the key's hash in `hints` when it misses.
     #[inline(always)]
     fn lookup_hinted(&self, side: Side, key: &Key<A>, hints: &mut Hints<A>) -> Option<ConnId> {
         if !self.may_hold(side, key) {
             return None;
         }
-        let h = self.hash_with(side, key, hints);
+        let h = self.hash_with(key, false, hints);
         match probe(self.index(side), self.entries, h, key) {
             Probe::Found(id) => Some(id),
             Probe::Vacant(_) | Probe::WindowFull => {
-                *hints.slot(side) = Some((*key, h));
+                hints.keep(key, false, h);
                 None
             }
         }
     }
 
-    /// The hash of `key`, from `hints` when a lookup computed it.
+    /// The hash of `key` (of an out key: whole, or by its local end for `end`), from
+    /// `hints` when a lookup computed it.
     #[inline(always)]
-    fn hash_with(&self, side: Side, key: &Key<A>, hints: &Hints<A>) -> u64 {
-        match hints.get(side, key) {
+    fn hash_with(&self, key: &Key<A>, end: bool, hints: &Hints<A>) -> u64 {
+        match hints.get(key, end) {
             Some(h) => h,
-            None => key.hash(&self.hasher),
+            None => key.hash_as(end, &self.hasher),
         }
     }
 
@@ -1462,7 +1644,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         new.n_control = 0;
 
         let in_key = Key::of_in(&new);
-        let in_h = self.hash_with(Side::In, &in_key, hints);
+        let in_h = self.hash_with(&in_key, false, hints);
         let in_pos = match probe(self.in_index, self.entries, in_h, &in_key) {
             Probe::Vacant(p) => p,
             Probe::Found(_) => return Err((conn, InsertError::Duplicate)),
@@ -1470,12 +1652,26 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         };
         let out = if new.is_out_indexed() {
             let out_key = Key::of_out(&new);
-            let out_h = self.hash_with(Side::Out, &out_key, hints);
-            match probe(self.out_index, self.entries, out_h, &out_key) {
-                Probe::Vacant(p) => Some((p, out_h, out_key)),
+            let end = Key::out_by_end(&new);
+            let out_h = self.hash_with(&out_key, end, hints);
+            let pos = match probe(self.out_index, self.entries, out_h, &out_key) {
+                Probe::Vacant(p) => p,
                 Probe::Found(_) => return Err((conn, InsertError::Duplicate)),
                 Probe::WindowFull => return Err((conn, InsertError::ProbeWindowFull)),
+            };
+            // The same key hashed the other way (a NAT client whose address and port
+            // are a FULLNAT local end's), where that hashing has entries in the bucket.
+            if self.kind_count(!end, out_key.a2) != 0
+                && let Probe::Found(_) = probe(
+                    self.out_index,
+                    self.entries,
+                    self.hash_with(&out_key, !end, hints),
+                    &out_key,
+                )
+            {
+                return Err((conn, InsertError::Duplicate));
             }
+            Some((pos, out_h, out_key, end))
         } else {
             None
         };
@@ -1496,14 +1692,14 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         if let Some(s) = self.in_index.get_mut(in_pos) {
             *s = slot_value(in_h, id, in_dist);
         }
-        self.filter_add(Side::In, &in_key, true);
-        if let Some((p, h, out_key)) = out {
+        self.filter_add(Side::In, &in_key, false, true);
+        if let Some((p, h, out_key, end)) = out {
             let mask = self.out_index.len().wrapping_sub(1);
             let dist = p.wrapping_sub(home_of(h, mask)) & mask;
             if let Some(s) = self.out_index.get_mut(p) {
                 *s = slot_value(h, id, dist);
             }
-            self.filter_add(Side::Out, &out_key, true);
+            self.filter_add(Side::Out, &out_key, end, true);
         }
         self.len += 1;
         Ok(id)
@@ -1552,14 +1748,15 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         if let Some(pos) = find_slot(self.in_index, in_h, id) {
             delete_slot(self.in_index, pos);
         }
-        self.filter_add(Side::In, &in_key, false);
+        self.filter_add(Side::In, &in_key, false, false);
         if c.is_out_indexed() {
             let out_key = Key::of_out(&c);
-            let out_h = out_key.hash(&self.hasher);
+            let end = Key::out_by_end(&c);
+            let out_h = out_key.hash_as(end, &self.hasher);
             if let Some(pos) = find_slot(self.out_index, out_h, id) {
                 delete_slot(self.out_index, pos);
             }
-            self.filter_add(Side::Out, &out_key, false);
+            self.filter_add(Side::Out, &out_key, end, false);
         }
         if c.control != NO_CONN
             && let Some(ct) = self.entries.get_mut(c.control as usize)
@@ -1730,12 +1927,18 @@ impl<A: FlowAddr> ConnTable<'_, A> {
             if c.is_out_indexed() {
                 out_live += 1;
                 let k = Key::of_out(c);
-                let h = k.hash(&self.hasher);
+                let h = k.hash_as(Key::out_by_end(c), &self.hasher);
                 assert!(
                     find_slot(self.out_index, h, id).is_some(),
                     "{id} not in the out index"
                 );
                 assert_eq!(probe(self.out_index, self.entries, h, &k), Probe::Found(id));
+                // Unique across both hashings: a reply's lookup finds it.
+                assert_eq!(
+                    self.lookup_out(c.proto, c.daddr, c.dport, c.laddr, c.lport),
+                    Some(id),
+                    "{id} not found by its out key"
+                );
             }
             if c.control != NO_CONN {
                 assert!(
@@ -1749,14 +1952,20 @@ impl<A: FlowAddr> ConnTable<'_, A> {
         assert_eq!(live, self.len(), "len");
         // The address filters count exactly the indexed keys.
         let (mut fin, mut fout) = ([0u32; FILTER_BUCKETS], [0u32; FILTER_BUCKETS]);
+        let mut fkind = [[0u32; FILTER_BUCKETS]; 2];
         for c in self.entries.iter().filter(|c| !c.is_free()) {
             fin[filter_bucket(Side::In.filter_addr(&Key::of_in(c)))] += 1;
             if c.is_out_indexed() {
                 fout[filter_bucket(Side::Out.filter_addr(&Key::of_out(c)))] += 1;
+                // NAT (the local end is the client's) by its end, the rest whole.
+                let end = c.laddr == c.caddr && c.lport == c.cport;
+                assert_eq!(Key::out_by_end(c), end, "hashing of {c:?}");
+                fkind[usize::from(end)][filter_bucket(c.laddr)] += 1;
             }
         }
         assert_eq!(fin, self.in_filter, "in filter");
         assert_eq!(fout, self.out_filter, "out filter");
+        assert_eq!(fkind, self.kind_filter, "out filters by hashing");
         for (i, c) in self.entries.iter().enumerate() {
             if !c.is_free() {
                 assert_eq!(u32::from(c.n_control), controlled[i], "n_control of {i}");
@@ -1791,7 +2000,7 @@ impl<A: FlowAddr> ConnTable<'_, A> {
                 n += 1;
                 let id = slot_id(slot);
                 let c = self.get(id).expect("slot names a free entry");
-                let h = side.key(c).hash(&self.hasher);
+                let h = side.hash_of(c, &self.hasher);
                 let home = home_of(h, mask);
                 let dist = pos.wrapping_sub(home) & mask;
                 assert!(dist < MAX_PROBE, "entry {id} {dist} slots from home");
@@ -1856,6 +2065,20 @@ mod test {
             61000,
         );
         assert_eq!(k6.hash(&h), per_field(&k6, &h));
+        // An out key hashed by its local end hashes the first pair as zeros.
+        fn end_zeroed<A: FlowAddr>(k: Key<A>, h: &SipHasher13) {
+            let zeroed = Key {
+                kind: KeyKind::OutEnd,
+                a1: A::UNSPECIFIED,
+                p1: 0,
+                ..k
+            };
+            assert_eq!(k.hash_as(true, h), per_field(&zeroed, h));
+            assert_eq!(k.hash_as(false, h), k.hash(h));
+            assert_ne!(k.hash_as(true, h), k.hash(h));
+        }
+        end_zeroed(Key::out(Proto::Tcp, v4(9), 8080, v4(1), 1000), &h);
+        end_zeroed(k6, &h);
     }
 
     /// Owned storage for a table.
@@ -2036,9 +2259,10 @@ mod test {
             None
         );
         let key = Key::of_in(&c);
-        assert_eq!(hints.get(Side::In, &key), Some(key.hash(&t.hasher)));
-        assert_eq!(hints.get(Side::In, &Key::of_in(&nat(3, 3000, 3))), None);
-        // A real server address that is indexed: the out lookup hashes too.
+        assert_eq!(hints.get(&key, false), Some(key.hash(&t.hasher)));
+        assert_eq!(hints.get(&Key::of_in(&nat(3, 3000, 3)), false), None);
+        // A real server address that is indexed: the out lookup hashes too, by the local
+        // end only (no entry is hashed whole), if an entry's local end shares the bucket.
         assert_eq!(
             t.lookup_out_with(
                 &mut hints,
@@ -2050,7 +2274,17 @@ mod test {
             ),
             None
         );
-        assert!(hints.out_key.is_some());
+        assert!(hints.out_key.is_none());
+        assert_eq!(hints.out_end.is_some(), t.kind_count(true, v4(1)) != 0);
+        // Before the real server is known, a NAT connection's out key is hashed by its
+        // local end (the client's), and that hash's home slot read.
+        let slot = t.prepare_out_end(&mut hints, Proto::Tcp, v4(1), 1000);
+        let out_key = Key::of_out(&c);
+        assert!(Key::out_by_end(&c));
+        let h = out_key.hash_as(true, &t.hasher);
+        assert_eq!(hints.get(&out_key, true), Some(h));
+        assert_eq!(hints.get(&out_key, false), None);
+        assert_eq!(slot, t.out_index[home_of(h, t.out_index.len() - 1)]);
         let a = t.insert_with(c, &hints).unwrap();
         t.check();
         assert_eq!(t.lookup_in(Proto::Tcp, v4(1), 1000, v4(100), 80), Some(a));
@@ -2083,6 +2317,7 @@ mod test {
             t.in_filter
                 .iter()
                 .chain(t.out_filter.iter())
+                .chain(t.kind_filter.iter().flatten())
                 .all(|&n| n == 0)
         );
         assert!(t.entry_mut(a).is_none());
@@ -2188,6 +2423,78 @@ mod test {
         let id = t.insert(r).unwrap();
         assert_eq!(t.get(id).unwrap().flags, ConnFlags::OUT_INDEXED);
         t.check();
+    }
+
+    /// A NAT entry's out key is hashed by its local end, a FULLNAT entry's whole; both
+    /// are found, prepared for and removed, and one out key is never in the table
+    /// twice, whichever way each is hashed.
+    #[test]
+    fn test_out_keys_hashed_two_ways() {
+        let mut s = Store::new(64);
+        let mut t = s.table(SEED);
+        let rs = Ipv4Addr::new(10, 0, 1, 1);
+        let local = Ipv4Addr::new(10, 9, 0, 1);
+        let fullnat = |c: u8, lport: u16| Conn {
+            laddr: local,
+            lport,
+            ..nat(c, 40000 + u16::from(c), 1)
+        };
+        let (n, f) = (nat(7, 1234, 1), fullnat(8, 5555));
+        assert!(Key::out_by_end(&n) && !Key::out_by_end(&f));
+        let (a, b) = (t.insert(n).unwrap(), t.insert(f).unwrap());
+        t.check();
+        let mask = t.out_index.len() - 1;
+        let end_h = Key::of_out(&n).hash_as(true, &t.hasher);
+        assert!(find_slot(t.out_index, end_h, a).is_some());
+        assert!(find_slot(t.out_index, Key::of_out(&f).hash(&t.hasher), b).is_some());
+        // The same client end towards another real server: the same home slot.
+        let other_rs = Key::of_out(&nat(7, 1234, 2)).hash_as(true, &t.hasher);
+        assert_eq!(end_h, other_rs);
+        assert_eq!(home_of(end_h, mask), home_of(other_rs, mask));
+        // Replies: found one packet at a time and from a `Prepared`, hashed the way the
+        // buckets suggest first.
+        for (c, id) in [(n, a), (f, b)] {
+            let reply = (c.proto, rs, 8080, c.laddr, c.lport);
+            assert_eq!(
+                t.lookup_out(reply.0, reply.1, reply.2, reply.3, reply.4),
+                Some(id)
+            );
+            let p = t
+                .prepare(reply.0, reply.1, reply.2, reply.3, reply.4)
+                .unwrap();
+            let whole_first = t.kind_count(false, c.laddr) != 0;
+            assert!(p.side == Side::Out && p.end != whole_first);
+            let r = t.lookup_prepared(Some(p), reply.0, reply.1, reply.2, reply.3, reply.4);
+            assert_eq!(r, Some((id, true)));
+        }
+        // The same out key the other way: a NAT client at the FULLNAT local end, and a
+        // FULLNAT local end at a NAT client's.
+        let spoof = Conn {
+            caddr: local,
+            cport: 5555,
+            laddr: local,
+            lport: 5555,
+            ..nat(9, 1, 1)
+        };
+        assert!(Key::out_by_end(&spoof));
+        assert_eq!(t.insert(spoof).unwrap_err().1, InsertError::Duplicate);
+        let clash = Conn {
+            laddr: v4(7),
+            lport: 1234,
+            ..fullnat(10, 1)
+        };
+        assert!(!Key::out_by_end(&clash));
+        assert_eq!(t.insert(clash).unwrap_err().1, InsertError::Duplicate);
+        t.check();
+        // Removals find each entry's slot by the hash it was inserted under.
+        assert!(t.remove(a).is_some() && t.remove(b).is_some());
+        t.check();
+        assert!(t.kind_filter.iter().flatten().all(|&n| n == 0));
+        // With the other entries gone, neither is a duplicate any more.
+        let (c, d) = (t.insert(spoof).unwrap(), t.insert(clash).unwrap());
+        t.check();
+        assert_eq!(t.lookup_out(Proto::Tcp, rs, 8080, local, 5555), Some(c));
+        assert_eq!(t.lookup_out(Proto::Tcp, rs, 8080, v4(7), 1234), Some(d));
     }
 
     #[test]

@@ -1287,7 +1287,7 @@ impl<'a, const D: usize> Director<'a, D> {
         {
             return v;
         }
-        self.process_general(now, rx, buf, frame)
+        self.process_general(now, rx, buf, frame, ahead)
     }
 
     /// [`Director::process`] after the expiry tick, without the fast path: every frame.
@@ -1300,6 +1300,7 @@ impl<'a, const D: usize> Director<'a, D> {
         rx: Rx,
         buf: &mut [u8],
         frame: Range<usize>,
+        ahead: &Ahead,
     ) -> Verdict {
         let Some(f) = buf.get(frame.clone()) else {
             return self.drop(DropReason::Truncated);
@@ -1313,10 +1314,10 @@ impl<'a, const D: usize> Director<'a, D> {
         };
         match (info.ip.src, info.ip.dst) {
             (IpAddr::V4(_), IpAddr::V4(_)) => {
-                self.process_af::<Ipv4Addr>(now, rx, buf, frame, info)
+                self.process_af::<Ipv4Addr>(now, rx, buf, frame, info, ahead)
             }
             (IpAddr::V6(_), IpAddr::V6(_)) => {
-                self.process_af::<Ipv6Addr>(now, rx, buf, frame, info)
+                self.process_af::<Ipv6Addr>(now, rx, buf, frame, info, &Ahead::NONE)
             }
             _ => Verdict::Local,
         }
@@ -1440,6 +1441,7 @@ impl<'a, const D: usize> Director<'a, D> {
         buf: &mut [u8],
         frame: Range<usize>,
         info: &FrameInfo,
+        ahead: &Ahead,
     ) -> Verdict {
         let (Some(src), Some(dst)) = (A::from_ip(&info.ip.src), A::from_ip(&info.ip.dst)) else {
             return Verdict::Local;
@@ -1482,6 +1484,18 @@ impl<'a, const D: usize> Director<'a, D> {
         // table's address filters skip the lookups that cannot hit.
         let mut hints = Hints::new();
         let table = A::table(&mut self.tables);
+        // A burst's read-ahead hashed this packet's client-side key already (a frame
+        // the fast path declined, such as a SYN): the hash is kept, when the key it was
+        // made for is this one.
+        if let (Parsed::Done(Some(t)), Some(p)) = (&ahead.parsed, &ahead.prepared) {
+            let proto = if t.tcp { Proto::Tcp } else { Proto::Udp };
+            let v4 = |a: [u8; 4]| IpAddr::V4(Ipv4Addr::from(a));
+            if (proto, src.to_ip(), flow.sport, dst.to_ip(), flow.dport)
+                == (flow.proto, v4(t.src), t.sport, v4(t.dst), t.dport)
+            {
+                hints.keep_prepared(p, proto, src, flow.sport, dst, flow.dport);
+            }
+        }
         if let Some(id) =
             table.lookup_in_with(&mut hints, flow.proto, src, flow.sport, dst, flow.dport)
         {

@@ -870,6 +870,28 @@ impl<A: FlowAddr> Hints<A> {
         }
     }
 
+    /// Keeps the hash `prepared` holds when it is a client-side one, as the hash of
+    /// the flow key `(proto, caddr, cport, vaddr, vport)`: a burst's packet whose
+    /// read-ahead hashed its key is then not hashed again by
+    /// [`ConnTable::lookup_in_with`] and [`ConnTable::insert_with`]. `prepared` must
+    /// come from [`ConnTable::prepare`] for this very packet tuple (the caller compares
+    /// them): a hash of another key would misplace the insert.
+    #[inline]
+    pub(crate) fn keep_prepared(
+        &mut self,
+        prepared: &Prepared,
+        proto: Proto,
+        caddr: A,
+        cport: u16,
+        vaddr: A,
+        vport: u16,
+    ) {
+        if prepared.side == Side::In {
+            let key = Key::flow(proto, caddr, cport, vaddr, vport);
+            self.keep(&key, false, prepared.hash);
+        }
+    }
+
     /// Keeps the hash `h` of `key` (of an out key: hashed as `end` says).
     #[inline(always)]
     fn keep(&mut self, key: &Key<A>, end: bool, h: u64) {

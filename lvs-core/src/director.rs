@@ -210,6 +210,9 @@ enum Parsed {
 struct Ahead {
     parsed: Parsed,
     prepared: Option<Prepared>,
+    /// For a SYN, when a service has NAT members: the hash of its client end as a NAT
+    /// out key's ([`ConnTable::prepare_out_end`]), whose home slot was read.
+    out_end: Option<u64>,
 }
 
 impl Ahead {
@@ -217,6 +220,7 @@ impl Ahead {
     const NONE: Ahead = Ahead {
         parsed: Parsed::Later,
         prepared: None,
+        out_end: None,
     };
 }
 
@@ -1206,6 +1210,10 @@ impl<'a, const D: usize> Director<'a, D> {
     /// group's are read before), then the entries a lookup will compare, so that the
     /// group's memory reads overlap instead of following one another; then it
     /// processes the frames one by one, with the hashes and the parses already made.
+    /// When a service has NAT real servers, a SYN's read-ahead also hashes its client
+    /// end and reads the out slot its NAT connection would take
+    /// ([`ConnTable::prepare_out_end`]), so that new connections' out slots are read
+    /// together too.
     /// Those first rounds only read: the verdicts, the table and every counter are the
     /// same as with [`Director::process`] (a test checks it).
     /// It reads ahead only for an IPv4 table of at least
@@ -1218,8 +1226,11 @@ impl<'a, const D: usize> Director<'a, D> {
         let n = burst.len();
         // The reads' results are combined and kept, so that they are made.
         let mut sink = 0u8;
+        // Whether a SYN may open a NAT connection, whose out slot is then read ahead.
+        let mut masq = false;
         if read_ahead {
             sink ^= Self::touch_frames(burst.get_mut(..n.min(GROUP)).unwrap_or_default());
+            masq = self.services.iter().flatten().any(|s| s.masq);
         }
         let mut start = 0;
         while start < n {
@@ -1239,6 +1250,9 @@ impl<'a, const D: usize> Director<'a, D> {
                         let proto = if t.tcp { Proto::Tcp } else { Proto::Udp };
                         let (src, dst) = (Ipv4Addr::from(t.src), Ipv4Addr::from(t.dst));
                         a.prepared = table.prepare(proto, src, t.sport, dst, t.dport);
+                        if masq && t.tcp && t.tcp_flags & 0x12 == 0x02 {
+                            a.out_end = Some(table.end_hash(proto, src, t.sport));
+                        }
                     }
                 }
                 // The hashes first and the reads after, in loops of their own: a read
@@ -1248,8 +1262,13 @@ impl<'a, const D: usize> Director<'a, D> {
                 let next = burst.get_mut(end..n.min(end + GROUP)).unwrap_or_default();
                 sink ^= Self::touch_frames(next);
                 let mut slots = 0u32;
-                for p in ahead.iter().filter_map(|a| a.prepared.as_ref()) {
-                    slots ^= table.home_slot(p);
+                for a in &ahead {
+                    if let Some(p) = &a.prepared {
+                        slots ^= table.home_slot(p);
+                    }
+                    if let Some(h) = a.out_end {
+                        slots ^= table.out_home_slot(h);
+                    }
                 }
                 for p in ahead.iter().filter_map(|a| a.prepared.as_ref()) {
                     sink ^= table.touch_entry(p);
@@ -1483,6 +1502,8 @@ impl<'a, const D: usize> Director<'a, D> {
         // lookup that misses keeps its hash for the insert of a new connection, and the
         // table's address filters skip the lookups that cannot hit.
         let mut hints = Hints::new();
+        // Whether the read-ahead read the NAT out slot of this packet's client end.
+        let mut end_read = false;
         let table = A::table(&mut self.tables);
         // A burst's read-ahead hashed this packet's client-side key already (a frame
         // the fast path declined, such as a SYN): the hash is kept, when the key it was
@@ -1494,6 +1515,10 @@ impl<'a, const D: usize> Director<'a, D> {
                 == (flow.proto, v4(t.src), t.sport, v4(t.dst), t.dport)
             {
                 hints.keep_prepared(p, proto, src, flow.sport, dst, flow.dport);
+                if let Some(h) = ahead.out_end {
+                    hints.keep_end(proto, src, flow.sport, h);
+                    end_read = true;
+                }
             }
         }
         if let Some(id) =
@@ -1534,11 +1559,12 @@ impl<'a, const D: usize> Director<'a, D> {
         }
         // A NAT connection's out slot does not depend on the real server: its read is
         // under way while the scheduler runs, not after it.
-        if self
-            .services
-            .get(svc_idx)
-            .and_then(Option::as_ref)
-            .is_some_and(|s| s.masq)
+        if !end_read
+            && self
+                .services
+                .get(svc_idx)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.masq)
         {
             let slot =
                 A::table(&mut self.tables).prepare_out_end(&mut hints, flow.proto, src, flow.sport);

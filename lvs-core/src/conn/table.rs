@@ -892,6 +892,14 @@ impl<A: FlowAddr> Hints<A> {
         }
     }
 
+    /// Keeps `h`, the hash of client end `caddr:cport` as a NAT out key's
+    /// ([`ConnTable::end_hash`]).
+    #[inline]
+    pub(crate) fn keep_end(&mut self, proto: Proto, caddr: A, cport: u16, h: u64) {
+        let key = Key::out(proto, A::UNSPECIFIED, 0, caddr, cport);
+        self.keep(&key, true, h);
+    }
+
     /// Keeps the hash `h` of `key` (of an out key: hashed as `end` says).
     #[inline(always)]
     fn keep(&mut self, key: &Key<A>, end: bool, h: u64) {
@@ -1303,6 +1311,14 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             return Some((id, false));
         }
         let key_out = Key::out(proto, src, sport, dst, dport);
+        // A reply whose hash was prepared: probed straight away, in the hashing the
+        // read-ahead chose; the filters are consulted only if that misses.
+        if let Some(p) = prepared
+            && p.side == Side::Out
+            && let Probe::Found(id) = probe(self.out_index, self.entries, p.hash, &key_out)
+        {
+            return Some((id, true));
+        }
         self.lookup_out_key(&key_out, &mut Hints::new(), prepared)
             .map(|id| (id, true))
     }
@@ -1425,6 +1441,21 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             side: Side::Out,
             end,
         })
+    }
+
+    /// The hash of client end `caddr:cport` as a NAT out key's.
+    #[inline]
+    pub(crate) fn end_hash(&self, proto: Proto, caddr: A, cport: u16) -> u64 {
+        Key::out(proto, A::UNSPECIFIED, 0, caddr, cport).hash_as(true, &self.hasher)
+    }
+
+    /// The value of the out index's home slot for hash `h` (only a read).
+    #[inline]
+    pub(crate) fn out_home_slot(&self, h: u64) -> u32 {
+        self.out_index
+            .get(home_of(h, self.out_index.len().wrapping_sub(1)))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Readies the insert of a NAT connection from `caddr:cport` before its real server

@@ -1460,7 +1460,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
 
     /// Readies the insert of a NAT connection from `caddr:cport` before its real server
     /// is scheduled: keeps in `hints` the hash of the local end its out key will have
-    /// (the client's own, see [`Key::out_by_end`]), for [`ConnTable::insert_with`], and
+    /// (the client's own: see the module docs), for [`ConnTable::insert_with`], and
     /// reads that hash's home slot in the out index, whose value it returns (only a
     /// read, as [`ConnTable::home_slot`]). The director calls it once the client-side
     /// lookup has missed, for a service with NAT real servers, so that the read is

@@ -58,8 +58,8 @@
 //! - `evict`: a full 64K-entry table of embryonic connections and a stopped clock: every
 //!   SYN evicts one (`find_victim`) before it is inserted.
 //!
-//! `burst/new-conn/nat/room` and `burst/new-conn/nat/room-64K` are the first two through
-//! `process_burst`, [`BURST`] SYNs at a time.
+//! `burst/new-conn/<method>/room` and `burst/new-conn/nat/room-64K` are `room` and
+//! `room-64K` through `process_burst`, [`BURST`] SYNs at a time.
 //!
 //! `baseline/new-conn/nat/room` is the limit: fixed-offset 4-tuple, one SipHash (the
 //! table's code), one read and one 44-byte write of a record in a 1M-record array, the
@@ -1613,6 +1613,9 @@ fn new_conns(r: &mut Runner) {
         // The same through `process_burst` (named burst/new-conn/nat/room...).
         (M::Nat, Policy::Room, 1 << 20, "room+burst"),
         (M::Nat, Policy::Room, 1 << 16, "room-64K+burst"),
+        (M::FullNat, Policy::Room, 1 << 20, "room+burst"),
+        (M::Dr, Policy::Room, 1 << 20, "room+burst"),
+        (M::Tun, Policy::Room, 1 << 20, "room+burst"),
         (M::Nat, Policy::Expire, 1 << 20, "expire"),
         (M::Nat, Policy::Evict, 1 << 16, "evict"),
     ];

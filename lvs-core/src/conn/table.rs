@@ -1470,10 +1470,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         let key = Key::out(proto, A::UNSPECIFIED, 0, caddr, cport);
         let h = self.hash_with(&key, true, hints);
         hints.keep(&key, true, h);
-        self.out_index
-            .get(home_of(h, self.out_index.len().wrapping_sub(1)))
-            .copied()
-            .unwrap_or(0)
+        self.out_home_slot(h)
     }
 
     /// Reads the home slot, in its index, of the key `prepared` was made for, and

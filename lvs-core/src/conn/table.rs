@@ -54,7 +54,8 @@
 //!   entries hashed each way, and a way whose bucket is empty is not tried. An out key
 //!   is unique across both ways (an insert checks the other way too when its bucket is
 //!   not empty). One client end with connections to many NAT services shares one home
-//!   slot, as it shares one hash chain in the kernel.
+//!   slot, as it shares one hash chain in the kernel: at most [`MAX_PROBE`] of them fit
+//!   its window, and a further one gets [`InsertError::ProbeWindowFull`].
 //! - **In-place updates**: [`ConnTable::entry_mut`] changes the non-key fields of an
 //!   entry with one access.
 //! - **Amortised expiry**: [`ConnTable::sweep`] and [`ConnTable::find_victim`] walk the
@@ -2545,6 +2546,39 @@ mod test {
         t.check();
         assert_eq!(t.lookup_out(Proto::Tcp, rs, 8080, local, 5555), Some(c));
         assert_eq!(t.lookup_out(Proto::Tcp, rs, 8080, v4(7), 1234), Some(d));
+    }
+
+    /// NAT connections of one client end share a home slot in the out index: a
+    /// probe window's worth fit, the next is refused. FULLNAT entries of one local end
+    /// (hashed whole) do not crowd one slot.
+    #[test]
+    fn test_one_client_end_fills_one_window() {
+        let mut s = Store::new(256);
+        let mut t = s.table(SEED);
+        // To another service and another real server each: the out keys differ.
+        let to = |v: u8| Conn {
+            vport: 1000 + u16::from(v),
+            ..nat(7, 1234, v)
+        };
+        for v in 0..MAX_PROBE as u8 {
+            t.insert(to(v)).unwrap();
+        }
+        t.check();
+        assert_eq!(
+            t.insert(to(MAX_PROBE as u8)).unwrap_err().1,
+            InsertError::ProbeWindowFull
+        );
+        let local = Ipv4Addr::new(10, 9, 0, 1);
+        for d in 0..2 * MAX_PROBE as u8 {
+            let f = Conn {
+                laddr: local,
+                lport: 5555,
+                daddr: Ipv4Addr::new(10, 0, 2, d),
+                ..nat(d, 3000 + u16::from(d), 1)
+            };
+            t.insert(f).unwrap();
+        }
+        t.check();
     }
 
     #[test]

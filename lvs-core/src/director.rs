@@ -435,7 +435,9 @@ pub struct Service<'a, const D: usize> {
     /// Member real servers, newest first (the kernel's list order).
     members: HVec<DestId, D>,
     /// Whether a member forwards by NAT (masq): a new connection's NAT out slot is
-    /// then read before scheduling ([`ConnTable::prepare_out_end`]).
+    /// then read before scheduling ([`ConnTable::prepare_out_end`]). Only a hint: a
+    /// stale value would cost a needless read or miss a useful one, never change a
+    /// verdict.
     masq: bool,
     stats: Counters,
     est: Estimator,
@@ -1250,7 +1252,8 @@ impl<'a, const D: usize> Director<'a, D> {
                         let proto = if t.tcp { Proto::Tcp } else { Proto::Udp };
                         let (src, dst) = (Ipv4Addr::from(t.src), Ipv4Addr::from(t.dst));
                         a.prepared = table.prepare(proto, src, t.sport, dst, t.dport);
-                        if masq && t.tcp && t.tcp_flags & 0x12 == 0x02 {
+                        let flags = TcpFlags(t.tcp_flags);
+                        if masq && t.tcp && flags.syn() && !flags.ack() {
                             a.out_end = Some(table.end_hash(proto, src, t.sport));
                         }
                     }

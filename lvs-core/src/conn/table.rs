@@ -99,8 +99,10 @@
 //! ## Complexity
 //! `new` and `clear` are O(capacity + index length). `lookup_*`, `insert`, `remove`,
 //! `get` and `update` are O(1) expected (at most one SipHash and at most [`MAX_PROBE`]
-//! slot reads per index; `remove` hashes the removed entry's keys, and its backward
-//! shift reads only index slots).
+//! slot reads per index and hashing: an out lookup, and the out side of an insert, may
+//! try both hashings of an out key when both have entries in its local end's bucket;
+//! `remove` hashes the removed entry's keys, and its backward shift reads only index
+//! slots).
 //! `sweep` and `find_victim` are O(`budget`) plus O(1) expected per removal. `iter` is
 //! O(capacity).
 //!

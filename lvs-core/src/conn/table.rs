@@ -606,6 +606,14 @@ impl<A: FlowAddr> Key<A> {
         Key::out(c.proto, c.daddr, c.dport, c.laddr, c.lport)
     }
 
+    /// An out key with local end `caddr:cport`, as far as its hash by that end needs
+    /// (the real-server pair is left unspecified): the NAT out key of a connection from
+    /// that client end, whatever its real server.
+    #[inline]
+    fn client_end(proto: Proto, caddr: A, cport: u16) -> Self {
+        Key::out(proto, A::UNSPECIFIED, 0, caddr, cport)
+    }
+
     /// Whether `c`'s out key is hashed by its local end alone: when that end is the
     /// client's own (NAT); a FULLNAT key, whose local end is the director's, is hashed
     /// whole. Key fields never change while an entry is indexed, so an entry is always
@@ -899,8 +907,7 @@ impl<A: FlowAddr> Hints<A> {
     /// ([`ConnTable::end_hash`]).
     #[inline]
     pub(crate) fn keep_end(&mut self, proto: Proto, caddr: A, cport: u16, h: u64) {
-        let key = Key::out(proto, A::UNSPECIFIED, 0, caddr, cport);
-        self.keep(&key, true, h);
+        self.keep(&Key::client_end(proto, caddr, cport), true, h);
     }
 
     /// Keeps the hash `h` of `key` (of an out key: hashed as `end` says).
@@ -1050,6 +1057,15 @@ const fn slot_id(slot: u32) -> ConnId {
 #[inline]
 const fn home_of(h: u64, mask: usize) -> usize {
     (h as usize) & mask
+}
+
+/// The value of the home slot of hash `h` in `index` (0 for an empty index).
+#[inline]
+fn home_value(index: &[u32], h: u64) -> u32 {
+    index
+        .get(home_of(h, index.len().wrapping_sub(1)))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// The probe window of an index of `len` slots.
@@ -1315,15 +1331,24 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         }
         let key_out = Key::out(proto, src, sport, dst, dport);
         // A reply whose hash was prepared: probed straight away, in the hashing the
-        // read-ahead chose; the filters are consulted only if that misses.
-        if let Some(p) = prepared
-            && p.side == Side::Out
-            && let Probe::Found(id) = probe(self.out_index, self.entries, p.hash, &key_out)
-        {
-            return Some((id, true));
-        }
-        self.lookup_out_key(&key_out, &mut Hints::new(), prepared)
-            .map(|id| (id, true))
+        // read-ahead chose; the filters are consulted only if that misses, for the
+        // other hashing.
+        let id = match prepared {
+            Some(p) if p.side == Side::Out => {
+                if let Probe::Found(id) = probe(self.out_index, self.entries, p.hash, &key_out) {
+                    return Some((id, true));
+                }
+                // Not under the prepared hashing: only the other one is left.
+                let other = !p.end;
+                let (whole, end) = self.out_hashings(key_out.a2);
+                let hints = &mut Hints::new();
+                (if other { end } else { whole })
+                    .then(|| self.probe_out(&key_out, other, hints, None))
+                    .flatten()
+            }
+            _ => self.lookup_out_key(&key_out, &mut Hints::new(), prepared),
+        };
+        id.map(|id| (id, true))
     }
 
     /// A client-side lookup that takes the hash from `prepared` when it was made for
@@ -1343,16 +1368,15 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         }
     }
 
-    /// How many out-indexed entries hashed whole (or by their local end, `end`) have a
-    /// local-end address in `addr`'s bucket.
+    /// Whether out-indexed entries with a local-end address in `addr`'s bucket may be
+    /// hashed whole, and whether by their local end: the hashings a lookup of an out
+    /// key with that local end tries.
     #[inline(always)]
-    fn kind_count(&self, end: bool, addr: A) -> u32 {
-        let i = usize::from(end);
-        self.kind_filter
-            .get(i)
-            .and_then(|f| f.get(filter_bucket(addr)))
-            .copied()
-            .unwrap_or(0)
+    fn out_hashings(&self, addr: A) -> (bool, bool) {
+        let b = filter_bucket(addr);
+        let [whole, end] = &self.kind_filter;
+        let some = |f: &[u32; FILTER_BUCKETS]| f.get(b).is_some_and(|&n| n != 0);
+        (some(whole), some(end))
     }
 
     /// The real-server-side lookup of out key `key`: its entry is under one of two
@@ -1371,12 +1395,11 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         if !self.may_hold(Side::Out, key) {
             return None;
         }
-        if self.kind_count(false, key.a2) != 0
-            && let Some(id) = self.probe_out(key, false, hints, prepared)
-        {
+        let (whole, end) = self.out_hashings(key.a2);
+        if whole && let Some(id) = self.probe_out(key, false, hints, prepared) {
             return Some(id);
         }
-        if self.kind_count(true, key.a2) != 0 {
+        if end {
             return self.probe_out(key, true, hints, prepared);
         }
         None
@@ -1432,12 +1455,10 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         if !self.may_hold(Side::Out, &key_out) {
             return None;
         }
-        let end = if self.kind_count(false, dst) != 0 {
-            false
-        } else if self.kind_count(true, dst) != 0 {
-            true
-        } else {
-            return None;
+        let end = match self.out_hashings(dst) {
+            (true, _) => false,
+            (false, true) => true,
+            (false, false) => return None,
         };
         Some(Prepared {
             hash: key_out.hash_as(end, &self.hasher),
@@ -1449,16 +1470,13 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     /// The hash of client end `caddr:cport` as a NAT out key's.
     #[inline]
     pub(crate) fn end_hash(&self, proto: Proto, caddr: A, cport: u16) -> u64 {
-        Key::out(proto, A::UNSPECIFIED, 0, caddr, cport).hash_as(true, &self.hasher)
+        Key::client_end(proto, caddr, cport).hash_as(true, &self.hasher)
     }
 
     /// The value of the out index's home slot for hash `h` (only a read).
     #[inline]
     pub(crate) fn out_home_slot(&self, h: u64) -> u32 {
-        self.out_index
-            .get(home_of(h, self.out_index.len().wrapping_sub(1)))
-            .copied()
-            .unwrap_or(0)
+        home_value(self.out_index, h)
     }
 
     /// Readies the insert of a NAT connection from `caddr:cport` before its real server
@@ -1470,7 +1488,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     /// under way while it schedules, instead of after.
     #[inline]
     pub fn prepare_out_end(&self, hints: &mut Hints<A>, proto: Proto, caddr: A, cport: u16) -> u32 {
-        let key = Key::out(proto, A::UNSPECIFIED, 0, caddr, cport);
+        let key = Key::client_end(proto, caddr, cport);
         let h = self.hash_with(&key, true, hints);
         hints.keep(&key, true, h);
         self.out_home_slot(h)
@@ -1482,11 +1500,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     /// [`ConnTable::touch_entry`].
     #[inline]
     pub fn home_slot(&self, prepared: &Prepared) -> u32 {
-        let index = self.index(prepared.side);
-        index
-            .get(home_of(prepared.hash, index.len().wrapping_sub(1)))
-            .copied()
-            .unwrap_or(0)
+        home_value(self.index(prepared.side), prepared.hash)
     }
 
     /// Reads the entry that a lookup of the key `prepared` was made for will compare
@@ -1714,7 +1728,8 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             };
             // The same key hashed the other way (a NAT client whose address and port
             // are a FULLNAT local end's), where that hashing has entries in the bucket.
-            if self.kind_count(!end, out_key.a2) != 0
+            let (whole, by_end) = self.out_hashings(out_key.a2);
+            if (if end { whole } else { by_end })
                 && let Probe::Found(_) = probe(
                     self.out_index,
                     self.entries,
@@ -2328,7 +2343,7 @@ mod test {
             None
         );
         assert!(hints.out_key.is_none());
-        assert_eq!(hints.out_end.is_some(), t.kind_count(true, v4(1)) != 0);
+        assert_eq!(hints.out_end.is_some(), t.out_hashings(v4(1)).1);
         // Before the real server is known, a NAT connection's out key is hashed by its
         // local end (the client's), and that hash's home slot read.
         let slot = t.prepare_out_end(&mut hints, Proto::Tcp, v4(1), 1000);
@@ -2515,9 +2530,18 @@ mod test {
             let p = t
                 .prepare(reply.0, reply.1, reply.2, reply.3, reply.4)
                 .unwrap();
-            let whole_first = t.kind_count(false, c.laddr) != 0;
+            let whole_first = t.out_hashings(c.laddr).0;
             assert!(p.side == Side::Out && p.end != whole_first);
             let r = t.lookup_prepared(Some(p), reply.0, reply.1, reply.2, reply.3, reply.4);
+            assert_eq!(r, Some((id, true)));
+            // Prepared for the other hashing (as when the counters changed after it was
+            // made): its probe misses, and the lookup tries the entry's own hashing.
+            let other = Prepared {
+                hash: Key::of_out(&c).hash_as(!Key::out_by_end(&c), &t.hasher),
+                side: Side::Out,
+                end: !Key::out_by_end(&c),
+            };
+            let r = t.lookup_prepared(Some(other), reply.0, reply.1, reply.2, reply.3, reply.4);
             assert_eq!(r, Some((id, true)));
         }
         // The same out key the other way: a NAT client at the FULLNAT local end, and a

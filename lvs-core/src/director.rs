@@ -1442,8 +1442,10 @@ impl<'a, const D: usize> Director<'a, D> {
                 {
                     return Some(v);
                 }
-                // Otherwise the general path's code, from the parse's view.
-                return Some(self.tunnel::<Ipv4Addr>(c, buf, frame, &t.info()));
+                // Otherwise the general path's code, from the parse's view, without
+                // trying the fixed offsets again: they failed, or the entry names no
+                // IPv4 real server.
+                return Some(self.tunnel::<Ipv4Addr>(c, buf, frame, &t.info(), false));
             }
         };
         Some(if ok {
@@ -1877,7 +1879,7 @@ impl<'a, const D: usize> Director<'a, D> {
             (Method::FullNat, false) => fullnat::inbound(f, info, local, real),
             (Method::FullNat, true) => fullnat::inbound_icmp(f, info, local, real),
             (Method::DirectRoute, _) => Ok(()),
-            (Method::Tunnel, _) => return self.tunnel::<A>(c, buf, frame, info),
+            (Method::Tunnel, _) => return self.tunnel::<A>(c, buf, frame, info, true),
         };
         self.forwarded(res, frame, daddr)
     }
@@ -1922,12 +1924,16 @@ impl<'a, const D: usize> Director<'a, D> {
         }
     }
 
+    /// Encapsulates a connection's packet to its real server (TUN), or answers that it
+    /// does not fit the tunnel's MTU. `fixed`: whether to try the fixed-offset 4in4
+    /// first (the fast path has already tried it when it passes `false`).
     fn tunnel<A: Family>(
         &mut self,
         c: Conn<A>,
         buf: &mut [u8],
         frame: Range<usize>,
         info: &FrameInfo,
+        fixed: bool,
     ) -> Verdict {
         // The real server's own address: it may be of the other family (4in6, 6in4),
         // which the family-typed connection entry cannot hold.
@@ -1946,8 +1952,9 @@ impl<'a, const D: usize> Director<'a, D> {
             return self.drop(DropReason::FamilyMismatch);
         };
         // 4in4 of an untagged frame with a plain 20-byte header: at fixed offsets, as the
-        // fast path does.
-        if let (IpAddr::V4(s), IpAddr::V4(d)) = (src, daddr)
+        // fast path does (unless `fixed` says the caller tried that).
+        if fixed
+            && let (IpAddr::V4(s), IpAddr::V4(d)) = (src, daddr)
             && info.l3_offset == 14
             && info.vlan.is_none()
             && info.ip.version == IpVersion::V4

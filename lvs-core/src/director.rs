@@ -1443,8 +1443,9 @@ impl<'a, const D: usize> Director<'a, D> {
                     return Some(v);
                 }
                 // Otherwise the general path's code, from the parse's view, without
-                // trying the fixed offsets again: they failed, or the entry names no
-                // IPv4 real server.
+                // trying the fixed offsets again: they failed, or there is no IPv4
+                // tunnel source, or the entry holds the virtual address in place of a
+                // real server of the other family.
                 return Some(self.tunnel::<Ipv4Addr>(c, buf, frame, &t.info(), false));
             }
         };

@@ -1390,7 +1390,16 @@ impl<'a, const D: usize> Director<'a, D> {
         } = self;
         let mut e = tables.v4.entry_mut(id)?;
         let two_way = matches!(e.method, Method::Masq | Method::FullNat);
-        if (reply && !two_way) || e.expires <= now || dest_gone(dests, meta, e.dest) {
+        if (reply && !two_way) || e.expires <= now {
+            return None;
+        }
+        // Its real server, still there (`dest_gone`'s test), with the counters the
+        // packet is counted in: one access to its slot's metadata for both.
+        let d = usize::from(e.dest);
+        let (Some(Some(_)), Some(m)) = (dests.get(d), meta.get_mut(d)) else {
+            return None;
+        };
+        if m.removed {
             return None;
         }
         let dir = match (reply, two_way) {
@@ -1409,7 +1418,7 @@ impl<'a, const D: usize> Director<'a, D> {
         e.set_flags(cflags);
         e.set_expires(expires);
         let bytes = usize::from(t.total_len);
-        count_in_place(totals, meta, services, e.service, e.dest, bytes, !reply);
+        count_at(totals, Some(m), services, e.service, bytes, !reply);
         // The rewrite from the entry's fields, each case with its own constant shape.
         let ports = (t.sport, t.dport);
         let mut rewrite = |s: Option<(Ipv4Addr, u16)>, d: Option<(Ipv4Addr, u16)>| {
@@ -2434,6 +2443,27 @@ fn count_in_place<const D: usize>(
     bytes: usize,
     inbound: bool,
 ) {
+    count_at(
+        totals,
+        meta.get_mut(dest as usize),
+        services,
+        svc,
+        bytes,
+        inbound,
+    );
+}
+
+/// [`count_in_place`] for a real server whose metadata the caller holds (`None`: its
+/// slot is out of range, and only the totals count the packet).
+#[inline(always)]
+fn count_at<const D: usize>(
+    totals: &mut Counters,
+    meta: Option<&mut DestMeta>,
+    services: &mut [Option<Service<'_, D>>],
+    svc: u16,
+    bytes: usize,
+    inbound: bool,
+) {
     let add = |c: &mut Counters| {
         if inbound {
             c.add_in(bytes)
@@ -2442,7 +2472,7 @@ fn count_in_place<const D: usize>(
         }
     };
     add(totals);
-    let Some(m) = meta.get_mut(dest as usize) else {
+    let Some(m) = meta else {
         return;
     };
     add(&mut m.stats);

@@ -1340,9 +1340,8 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
                 }
                 // Not under the prepared hashing: only the other one is left.
                 let other = !p.end;
-                let (whole, end) = self.out_hashings(key_out.a2);
                 let hints = &mut Hints::new();
-                (if other { end } else { whole })
+                self.out_hashing_used(key_out.a2, other)
                     .then(|| self.probe_out(&key_out, other, hints, None))
                     .flatten()
             }
@@ -1380,6 +1379,14 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         let [whole, end] = &self.kind_filter;
         let some = |f: &[u32; FILTER_BUCKETS]| f.get(b).is_some_and(|&n| n != 0);
         (some(whole), some(end))
+    }
+
+    /// Whether out-indexed entries with a local-end address in `addr`'s bucket may be
+    /// hashed by their local end (`end`), or whole: one of [`ConnTable::out_hashings`].
+    #[inline(always)]
+    fn out_hashing_used(&self, addr: A, end: bool) -> bool {
+        let (whole, by_end) = self.out_hashings(addr);
+        if end { by_end } else { whole }
     }
 
     /// The real-server-side lookup of out key `key`: its entry is under one of two
@@ -1731,8 +1738,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             };
             // The same key hashed the other way (a NAT client whose address and port
             // are a FULLNAT local end's), where that hashing has entries in the bucket.
-            let (whole, by_end) = self.out_hashings(out_key.a2);
-            if (if end { whole } else { by_end })
+            if self.out_hashing_used(out_key.a2, !end)
                 && let Probe::Found(_) = probe(
                     self.out_index,
                     self.entries,

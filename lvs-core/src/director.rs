@@ -210,9 +210,11 @@ enum Parsed {
 struct Ahead {
     parsed: Parsed,
     prepared: Option<Prepared>,
-    /// For a SYN, when a service has NAT members: the hash of its client end as a NAT
-    /// out key's ([`ConnTable::prepare_out_end`]), whose home slot was read.
-    out_end: Option<u64>,
+    /// For a SYN, when a service has NAT or FULLNAT members: the local end its
+    /// connection's out key would have (the client's own for NAT, the first local
+    /// address and port tried for FULLNAT) and that end's hash
+    /// ([`ConnTable::prepare_out_end`]), whose home slot was read.
+    out_end: Option<(Ipv4Addr, u16, u64)>,
 }
 
 impl Ahead {
@@ -439,6 +441,9 @@ pub struct Service<'a, const D: usize> {
     /// stale value would cost a needless read or miss a useful one, never change a
     /// verdict.
     masq: bool,
+    /// The same for FULLNAT: the out slot of the first local end a new connection
+    /// would try is read before scheduling.
+    fullnat: bool,
     stats: Counters,
     est: Estimator,
 }
@@ -448,12 +453,15 @@ impl<const D: usize> Service<'_, D> {
     /// and `masq` follows.
     fn members_changed(&mut self, dests: &[Option<RealServer>]) {
         self.sched.sched().update(Dests::new(dests, &self.members));
-        self.masq = self.members.iter().any(|&id| {
-            dests
-                .get(id as usize)
-                .and_then(Option::as_ref)
-                .is_some_and(|d| d.method == Method::Masq)
-        });
+        let has = |m: Method| {
+            self.members.iter().any(|&id| {
+                dests
+                    .get(id as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|d| d.method == m)
+            })
+        };
+        (self.masq, self.fullnat) = (has(Method::Masq), has(Method::FullNat));
     }
 
     /// How it was specified.
@@ -595,7 +603,6 @@ pub struct Director<'a, const D: usize = 64> {
     /// The latest clock `maintain` saw (the 32-bit deadlines' reference).
     last_seen: Instant,
     rng: u64,
-    next_laddr: usize,
     tun_ident: u16,
     fast_path: bool,
     svc_index: SvcIndex,
@@ -682,7 +689,6 @@ impl<'a, const D: usize> Director<'a, D> {
             last_sweep: now,
             last_seen: now,
             rng: cfg.seed | 1,
-            next_laddr: 0,
             tun_ident: (cfg.seed >> 17) as u16,
             fast_path: true,
             svc_index: SvcIndex::EMPTY,
@@ -779,6 +785,7 @@ impl<'a, const D: usize> Director<'a, D> {
                 sched,
                 members: HVec::new(),
                 masq: false,
+                fullnat: false,
                 est: Estimator::new(now, &stats),
                 stats,
             });
@@ -1214,8 +1221,9 @@ impl<'a, const D: usize> Director<'a, D> {
     /// processes the frames one by one, with the hashes and the parses already made.
     /// When a service has NAT real servers, a SYN's read-ahead also hashes its client
     /// end and reads the out slot its NAT connection would take
-    /// ([`ConnTable::prepare_out_end`]), so that new connections' out slots are read
-    /// together too.
+    /// ([`ConnTable::prepare_out_end`]); when one has FULLNAT real servers (and none
+    /// has NAT ones), the out slot of the first local end its FULLNAT connection would
+    /// try. New connections' out slots are so read together too.
     /// Those first rounds only read: the verdicts, the table and every counter are the
     /// same as with [`Director::process`] (a test checks it).
     /// It reads ahead only for an IPv4 table of at least
@@ -1228,18 +1236,20 @@ impl<'a, const D: usize> Director<'a, D> {
         let n = burst.len();
         // The reads' results are combined and kept, so that they are made.
         let mut sink = 0u8;
-        // Whether a SYN may open a NAT connection, whose out slot is then read ahead.
-        let mut masq = false;
+        // Whether a SYN may open a NAT connection, or else a FULLNAT one, whose out slot
+        // is then read ahead.
+        let (mut masq, mut fullnat) = (false, false);
         if read_ahead {
             sink ^= Self::touch_frames(burst.get_mut(..n.min(GROUP)).unwrap_or_default());
             masq = self.services.iter().flatten().any(|s| s.masq);
+            fullnat = !masq && self.services.iter().flatten().any(|s| s.fullnat);
         }
         let mut start = 0;
         while start < n {
             let end = n.min(start + GROUP);
             let mut ahead = [Ahead::NONE; GROUP];
             if read_ahead {
-                let table = &self.tables.v4;
+                let (table, laddrs) = (&self.tables.v4, &*self.laddrs);
                 let group = burst.get_mut(start..end).unwrap_or_default();
                 for (p, a) in group.iter_mut().zip(&mut ahead) {
                     let t = p
@@ -1253,8 +1263,14 @@ impl<'a, const D: usize> Director<'a, D> {
                         let (src, dst) = (Ipv4Addr::from(t.src), Ipv4Addr::from(t.dst));
                         a.prepared = table.prepare(proto, src, t.sport, dst, t.dport);
                         let flags = TcpFlags(t.tcp_flags);
-                        if masq && t.tcp && flags.syn() && !flags.ack() {
-                            a.out_end = Some(table.end_hash(proto, src, t.sport));
+                        if (masq || fullnat) && t.tcp && flags.syn() && !flags.ack() {
+                            let end = if masq {
+                                Some((src, t.sport))
+                            } else {
+                                let h = a.prepared.as_ref().and_then(Prepared::in_hash);
+                                h.and_then(|h| first_local_end(laddrs, h))
+                            };
+                            a.out_end = end.map(|(l, p)| (l, p, table.end_hash(proto, l, p)));
                         }
                     }
                 }
@@ -1269,7 +1285,7 @@ impl<'a, const D: usize> Director<'a, D> {
                     if let Some(p) = &a.prepared {
                         slots ^= table.home_slot(p);
                     }
-                    if let Some(h) = a.out_end {
+                    if let Some((_, _, h)) = a.out_end {
                         slots ^= table.out_home_slot(h);
                     }
                 }
@@ -1517,7 +1533,8 @@ impl<'a, const D: usize> Director<'a, D> {
         // lookup that misses keeps its hash for the insert of a new connection, and the
         // table's address filters skip the lookups that cannot hit.
         let mut hints = Hints::new();
-        // Whether the read-ahead read the NAT out slot of this packet's client end.
+        // Whether the read-ahead read the out slot of this packet's connection's first
+        // local end.
         let mut end_read = false;
         let table = A::table(&mut self.tables);
         // A burst's read-ahead hashed this packet's client-side key already (a frame
@@ -1530,8 +1547,10 @@ impl<'a, const D: usize> Director<'a, D> {
                 == (flow.proto, v4(t.src), t.sport, v4(t.dst), t.dport)
             {
                 hints.keep_prepared(p, proto, src, flow.sport, dst, flow.dport);
-                if let Some(h) = ahead.out_end {
-                    hints.keep_end(proto, src, flow.sport, h);
+                if let Some((l, port, h)) = ahead.out_end
+                    && let Some(l) = A::from_ip(&IpAddr::V4(l))
+                {
+                    hints.keep_end(proto, l, port, h);
                     end_read = true;
                 }
             }
@@ -1550,7 +1569,7 @@ impl<'a, const D: usize> Director<'a, D> {
                 Err(None) => {} // expired or reused: schedule anew
             }
         } else if let Some(id) =
-            table.lookup_out_with(&mut hints, flow.proto, src, flow.sport, dst, flow.dport)
+            table.lookup_out_with(&hints, flow.proto, src, flow.sport, dst, flow.dport)
         {
             // 2. A reply from a real server (NAT, FULLNAT).
             if let Some(v) = self.known::<A>(now, id, &flow, buf, frame.clone(), info, false) {
@@ -1572,18 +1591,26 @@ impl<'a, const D: usize> Director<'a, D> {
         if flow.tcp_flags.rst() {
             return Verdict::Local;
         }
-        // A NAT connection's out slot does not depend on the real server: its read is
-        // under way while the scheduler runs, not after it.
-        if !end_read
-            && self
-                .services
-                .get(svc_idx)
-                .and_then(Option::as_ref)
-                .is_some_and(|s| s.masq)
-        {
-            let slot =
-                A::table(&mut self.tables).prepare_out_end(&mut hints, flow.proto, src, flow.sport);
-            core::hint::black_box(slot);
+        // A connection's out slot depends on its local end, not on the real server: its
+        // read is under way while the scheduler runs, not after it. A NAT connection's
+        // local end is the client's; a FULLNAT one's is drawn from its client-side hash
+        // (`alloc_local` tries that end first). Not again after a burst's read-ahead
+        // (which, with both NAT and FULLNAT services, reads the NAT end).
+        let (masq, fullnat) = match self.services.get(svc_idx).and_then(Option::as_ref) {
+            Some(s) if !end_read => (s.masq, s.fullnat),
+            _ => (false, false),
+        };
+        let table = A::table(&mut self.tables);
+        let end = if masq {
+            Some((src, flow.sport))
+        } else if fullnat {
+            let h = table.in_hash(&mut hints, flow.proto, src, flow.sport, dst, flow.dport);
+            first_local_end(self.laddrs, h)
+        } else {
+            None
+        };
+        if let Some((l, p)) = end {
+            core::hint::black_box(table.prepare_out_end(&mut hints, flow.proto, l, p));
         }
         let id = match self.new_conn::<A>(now, svc_idx, &flow, src, dst, info, &mut hints) {
             Ok(id) => id,
@@ -2286,7 +2313,7 @@ impl<'a, const D: usize> Director<'a, D> {
         }
         if server.method == Method::FullNat {
             let (laddr, lport) = self
-                .alloc_local::<A>(flow.proto, c.daddr, c.dport, hints)
+                .alloc_local::<A>(&c, hints)
                 .ok_or(DropReason::TableFull)?;
             c.laddr = laddr;
             c.lport = lport;
@@ -2341,35 +2368,22 @@ impl<'a, const D: usize> Director<'a, D> {
         }
     }
 
-    /// A FULLNAT local address and port for a connection to `daddr:dport`, such that the
-    /// real-server-side key is unique: collision-free by construction.
-    fn alloc_local<A: Family>(
-        &mut self,
-        proto: Proto,
-        daddr: A,
-        dport: u16,
-        hints: &mut Hints<A>,
-    ) -> Option<(A, u16)> {
-        let n = self.laddrs.len();
-        for k in 0..n {
-            let i = (self.next_laddr + k) % n.max(1);
-            let Some(Some(a)) = self.laddrs.get(i).copied() else {
+    /// A FULLNAT local address and port for connection `c` (its client side and real
+    /// server set), such that its real-server-side key is unique and has room in the
+    /// out index: collision-free by construction. The candidates are drawn from the
+    /// connection's client-side hash ([`local_addr`]), so the first one is known before
+    /// scheduling, when its out slot is read ([`ConnTable::prepare_out_end`]).
+    fn alloc_local<A: Family>(&mut self, c: &Conn<A>, hints: &mut Hints<A>) -> Option<(A, u16)> {
+        let table = A::table(&mut self.tables);
+        let h = table.in_hash(hints, c.proto, c.caddr, c.cport, c.vaddr, c.vport);
+        for k in 0..self.laddrs.len() {
+            let Some(l) = local_addr(self.laddrs, h, k) else {
                 continue;
             };
-            let Some(laddr) = A::from_ip(&a) else {
-                continue;
-            };
-            // Ports 1024..65535 from a random start; a bounded number of tries.
-            let start = self.random();
-            for t in 0..64u32 {
-                let port =
-                    1024 + ((start.wrapping_add(t.wrapping_mul(7919))) % (65536 - 1024)) as u16;
-                if A::table(&mut self.tables)
-                    .lookup_out_with(hints, proto, daddr, dport, laddr, port)
-                    .is_none()
-                {
-                    self.next_laddr = (i + 1) % n;
-                    return Some((laddr, port));
+            for t in 0..LOCAL_PORT_TRIES {
+                let p = local_port(h, t);
+                if table.out_vacant_with(hints, c.proto, c.daddr, c.dport, l, p) {
+                    return Some((l, p));
                 }
             }
         }
@@ -2428,6 +2442,39 @@ impl<'a, const D: usize> Director<'a, D> {
         }
         Ok(())
     }
+}
+
+/// Tries per local address when choosing a FULLNAT local port.
+const LOCAL_PORT_TRIES: u32 = 64;
+
+/// The `k`-th local address a FULLNAT connection of client-side hash `h` tries
+/// (`None` for an empty slot or one of another family).
+///
+/// A connection's local ends are drawn from `h`, its client-side key's keyed hash (a
+/// client cannot predict them): the local addresses from the slot `h`'s top bits name
+/// on, round; for each, [`LOCAL_PORT_TRIES`] ports ([`local_port`]). A function of the
+/// key, not of a counter, so that a burst's read-ahead knows the first
+/// ([`first_local_end`]) before the SYNs ahead of it are processed.
+#[inline]
+fn local_addr<A: FlowAddr>(laddrs: &[Option<IpAddr>], h: u64, k: usize) -> Option<A> {
+    let n = laddrs.len();
+    let first = ((h >> 48) as usize).checked_rem(n)?;
+    laddrs.get((first + k) % n)?.as_ref().and_then(A::from_ip)
+}
+
+/// The `t`-th local port of `h`'s: from the one bits 32..48 of `h` name in
+/// 1024..=65535, steps of 7,919 (prime to the 64,512 ports: never one twice).
+#[inline]
+fn local_port(h: u64, t: u32) -> u16 {
+    const PORTS: u32 = 65536 - 1024;
+    let p0 = (h >> 32) as u32 & 0xffff;
+    1024 + (p0.wrapping_add(t.wrapping_mul(7919)) % PORTS) as u16
+}
+
+/// The first local end a FULLNAT connection of client-side hash `h` tries.
+#[inline]
+fn first_local_end<A: FlowAddr>(laddrs: &[Option<IpAddr>], h: u64) -> Option<(A, u16)> {
+    (0..laddrs.len()).find_map(|k| Some((local_addr(laddrs, h, k)?, local_port(h, 0))))
 }
 
 /// Counts a packet of `bytes` bytes of a connection of service slot `svc` and real

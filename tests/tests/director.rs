@@ -1117,6 +1117,46 @@ fn syn_on_time_wait_of_a_persistent_connection_keeps_it() {
     assert_eq!(h.flow(cip(false), 40000).id, id);
 }
 
+// ------------------------------------------------------------------ FULLNAT local ends
+
+/// A FULLNAT connection's local end depends on its client-side key alone (under the
+/// table's seed), not on the connections opened before it: a burst's read-ahead reads
+/// the out slot of that end before the SYNs ahead of it are processed. The ends are
+/// unique, and spread over the local addresses.
+#[test]
+fn fullnat_local_end_depends_on_the_flow_alone() {
+    let now = Instant::from_secs(1);
+    for v6 in [false, true] {
+        let second = match lip(v6) {
+            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(a.to_bits() + 1)),
+            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(a.to_bits() + 1)),
+        };
+        let make = || {
+            let (mut h, _, _) = setup(v6, "rr", "-b", 1);
+            h.add_laddr(&second.to_string());
+            h
+        };
+        let flows: Vec<Flow> = (0..48).map(|i| client(v6, cip(v6), 20000 + i)).collect();
+        let (mut a, mut b) = (make(), make());
+        for f in &flows {
+            syn(&mut a, now, f);
+        }
+        for f in flows.iter().rev() {
+            syn(&mut b, now, f);
+        }
+        let mut ends = std::collections::HashSet::new();
+        for f in &flows {
+            let (x, y) = (a.flow(f.src, f.sport), b.flow(f.src, f.sport));
+            assert_eq!((x.laddr, x.lport), (y.laddr, y.lport), "{f:?}");
+            assert!(x.lport >= 1024);
+            assert!(ends.insert((x.laddr, x.lport)), "{f:?}: end taken twice");
+        }
+        for l in [lip(v6), second] {
+            assert!(ends.iter().any(|e| e.0 == l), "{l} never used");
+        }
+    }
+}
+
 // ------------------------------------------------------------------ ports of port-zero and fwmark services
 
 /// A NAT real server added without a port to a port-zero or fwmark service keeps the

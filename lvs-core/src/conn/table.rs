@@ -8,11 +8,9 @@
 //!   their own key (see below);
 //! - the **out** index, keyed by the real-server side `(proto, daddr, dport, laddr,
 //!   lport)` (the kernel's `ip_vs_conn_out_get`), for the replies of NAT and FULLNAT.
-//!   Only entries inserted with [`ConnFlags::OUT_INDEXED`] are in it. An out key whose
-//!   local end is the client's own (`laddr:lport` = `caddr:cport`: NAT, whose replies
-//!   go back to the client) is hashed by that end alone, as the kernel hashes a
-//!   connection by its client end; any other (FULLNAT's, whose local end is the
-//!   director's) by the whole key (see below).
+//!   Only entries inserted with [`ConnFlags::OUT_INDEXED`] are in it. An out key is
+//!   placed by its local end `laddr:lport` (see below): a NAT connection's is the
+//!   client's own end, a FULLNAT one's the director's local address and port.
 //!
 //! ## Design
 //! - **Keyed hash.** Every key is hashed with SipHash-1-3 under the 128-bit seed given
@@ -43,19 +41,19 @@
 //!   (an unkeyed bucket of the address). A lookup whose address falls in an empty
 //!   bucket misses without hashing: a reply skips the client-side lookup, a new
 //!   client's packet the reply lookup. The counters follow every insert and removal.
-//! - **Out keys hashed two ways.** A NAT entry's out key is hashed by its local end
-//!   (protocol, client address and port), so its home slot is known before the real
-//!   server is scheduled: [`ConnTable::prepare_out_end`] reads it then, and that read
-//!   overlaps the scheduling instead of waiting after it. A FULLNAT entry keeps the
-//!   whole-key hash: it reuses a local port towards every real server, and hashing
-//!   its local end alone would pile those entries onto one home slot. A reply does not
-//!   say which kind it belongs to, so its lookup tries both, the likelier first: two
-//!   more sets of 64 counters, by the bucket of the local-end address, count the
-//!   entries hashed each way, and a way whose bucket is empty is not tried. An out key
-//!   is unique across both ways (an insert checks the other way too when its bucket is
-//!   not empty). One client end with connections to many NAT services shares one home
-//!   slot, as it shares one hash chain in the kernel: at most [`MAX_PROBE`] of them fit
-//!   its window, and a further one gets [`InsertError::ProbeWindowFull`].
+//! - **Out keys placed by their local end.** An out key's home slot comes from the
+//!   keyed hash of its local end alone (protocol, `laddr`, `lport`), as the kernel
+//!   hashes a connection by its client end; its tag bits are mixed with the
+//!   real-server pair. The home slot is so known before the real server is
+//!   scheduled: for a NAT connection it is the client's end, for a FULLNAT one the
+//!   local end the director will try first, and [`ConnTable::prepare_out_end`] reads
+//!   it then, so that the read overlaps the scheduling instead of waiting after it.
+//!   Keys of one local end towards different real servers share the home slot (a NAT
+//!   client with connections to several services, a FULLNAT local port reused
+//!   towards several real servers) and are told apart by the tag, mostly without
+//!   reading their entries: at most [`MAX_PROBE`] of them fit the window, and a
+//!   further one gets [`InsertError::ProbeWindowFull`] (the director's FULLNAT port
+//!   choice then moves to another port, [`ConnTable::out_vacant_with`]).
 //! - **In-place updates**: [`ConnTable::entry_mut`] changes the non-key fields of an
 //!   entry with one access.
 //! - **Amortised expiry**: [`ConnTable::sweep`] and [`ConnTable::find_victim`] walk the
@@ -99,10 +97,8 @@
 //! ## Complexity
 //! `new` and `clear` are O(capacity + index length). `lookup_*`, `insert`, `remove`,
 //! `get` and `update` are O(1) expected (at most one SipHash and at most [`MAX_PROBE`]
-//! slot reads per index and hashing: an out lookup, and the out side of an insert, may
-//! try both hashings of an out key when both have entries in its local end's bucket;
-//! `remove` hashes the removed entry's keys, and its backward shift reads only index
-//! slots).
+//! slot reads per index; `remove` hashes the removed entry's keys, and its backward
+//! shift reads only index slots).
 //! `sweep` and `find_victim` are O(`budget`) plus O(1) expected per removal. `iter` is
 //! O(capacity).
 //!
@@ -571,10 +567,9 @@ impl core::error::Error for InsertError {}
 enum KeyKind {
     Flow = 0,
     Template = 1,
-    /// An out key hashed whole.
+    /// An out key. Hashed by its local end ([`Key::out_hash`]).
     Out = 2,
-    /// Only hashed, never stored: the kind of an out key hashed by its local end
-    /// ([`Key::hash_as`]).
+    /// Only hashed, never stored: the kind of a local end's hash ([`Key::end_hash`]).
     OutEnd = 3,
 }
 
@@ -606,21 +601,25 @@ impl<A: FlowAddr> Key<A> {
         Key::out(c.proto, c.daddr, c.dport, c.laddr, c.lport)
     }
 
-    /// An out key with local end `caddr:cport`, as far as its hash by that end needs
-    /// (the real-server pair is left unspecified): the NAT out key of a connection from
-    /// that client end, whatever its real server.
+    /// The key whose hash is that of local end `laddr:lport`
+    /// ([`KeyKind::OutEnd`], the real-server pair zero): the hash that places every out
+    /// key with that local end, whatever its real server.
     #[inline]
-    fn client_end(proto: Proto, caddr: A, cport: u16) -> Self {
-        Key::out(proto, A::UNSPECIFIED, 0, caddr, cport)
+    fn local_end(proto: Proto, laddr: A, lport: u16) -> Self {
+        Key {
+            kind: KeyKind::OutEnd,
+            proto,
+            a1: A::UNSPECIFIED,
+            p1: 0,
+            a2: laddr,
+            p2: lport,
+        }
     }
 
-    /// Whether `c`'s out key is hashed by its local end alone: when that end is the
-    /// client's own (NAT); a FULLNAT key, whose local end is the director's, is hashed
-    /// whole. Key fields never change while an entry is indexed, so an entry is always
-    /// hashed the way it was inserted.
-    #[inline]
-    fn out_by_end(c: &Conn<A>) -> bool {
-        c.laddr == c.caddr && c.lport == c.cport
+    /// Whether this out key has local end `end`'s address and port (and protocol).
+    #[inline(always)]
+    fn same_end(&self, end: &Key<A>) -> bool {
+        self.proto == end.proto && self.p2 == end.p2 && self.a2 == end.a2
     }
 
     #[inline]
@@ -687,21 +686,28 @@ impl<A: FlowAddr> Key<A> {
         }
     }
 
-    /// The keyed hash of an out key, whole or (`end`) by its local end: the hash of
-    /// the key with kind [`KeyKind::OutEnd`] and the first pair zero.
+    /// The keyed hash of this out key's local end ([`Key::local_end`]): it places
+    /// the key (see [`Key::out_hash`]).
     #[inline(always)]
-    fn hash_as(&self, end: bool, hasher: &SipHasher13) -> u64 {
-        if end {
-            let end_key = Key {
-                kind: KeyKind::OutEnd,
-                a1: A::UNSPECIFIED,
-                p1: 0,
-                ..*self
-            };
-            end_key.hash(hasher)
-        } else {
-            self.hash(hasher)
+    fn end_hash(&self, hasher: &SipHasher13) -> u64 {
+        Key::local_end(self.proto, self.a2, self.p2).hash(hasher)
+    }
+
+    /// The hash an out key is indexed under: its local end's keyed hash
+    /// ([`Key::end_hash`], given as `end_hash`) for the home slot, with the tag bits
+    /// (the top ones) mixed with the real-server pair, so that keys of one local end
+    /// towards different real servers share the home slot but mostly not the tag (a
+    /// probe then tells them apart without reading their entries).
+    #[inline(always)]
+    fn out_hash(&self, end_hash: u64) -> u64 {
+        let o = self.a1.key_octets();
+        let mut x = u32::from(self.p1);
+        for w in o.as_ref().chunks_exact(4) {
+            x ^= u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
         }
+        // A multiplicative hash's top bits; unkeyed, as the tag only saves entry reads.
+        let mix = u64::from(x).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - TAG_BITS);
+        end_hash ^ mix << (64 - TAG_BITS)
     }
 
     /// The keyed hash: SipHash-1-3 over kind, protocol, then each address and port in
@@ -829,7 +835,10 @@ impl Side {
     fn hash_of<A: FlowAddr>(self, c: &Conn<A>, hasher: &SipHasher13) -> u64 {
         match self {
             Side::In => Key::of_in(c).hash(hasher),
-            Side::Out => Key::of_out(c).hash_as(Key::out_by_end(c), hasher),
+            Side::Out => {
+                let k = Key::of_out(c);
+                k.out_hash(k.end_hash(hasher))
+            }
         }
     }
 
@@ -862,12 +871,11 @@ fn filter_bucket<A: FlowAddr>(a: A) -> usize {
 
 /// Hashes that lookups computed, kept for an insert of the same keys
 /// ([`ConnTable::insert_with`]), so that a new connection hashes each key once: one
-/// in key and one out key of each hashing (whole, and by its local end), each with
-/// its keyed hash.
+/// in key, and one local end (whose hash places every out key with that end), each
+/// with its keyed hash.
 #[derive(Copy, Clone)]
 pub struct Hints<A: FlowAddr> {
     in_key: Option<(Key<A>, u64)>,
-    out_key: Option<(Key<A>, u64)>,
     out_end: Option<(Key<A>, u64)>,
 }
 
@@ -876,7 +884,6 @@ impl<A: FlowAddr> Hints<A> {
     pub const fn new() -> Self {
         Hints {
             in_key: None,
-            out_key: None,
             out_end: None,
         }
     }
@@ -899,46 +906,38 @@ impl<A: FlowAddr> Hints<A> {
     ) {
         if prepared.side == Side::In {
             let key = Key::flow(proto, caddr, cport, vaddr, vport);
-            self.keep(&key, false, prepared.hash);
+            self.keep_in(&key, prepared.hash);
         }
     }
 
-    /// Keeps `h`, the hash of client end `caddr:cport` as a NAT out key's
-    /// ([`ConnTable::end_hash`]).
+    /// Keeps `h`, the hash of local end `laddr:lport` ([`ConnTable::end_hash`]).
     #[inline]
-    pub(crate) fn keep_end(&mut self, proto: Proto, caddr: A, cport: u16, h: u64) {
-        self.keep(&Key::client_end(proto, caddr, cport), true, h);
+    pub(crate) fn keep_end(&mut self, proto: Proto, laddr: A, lport: u16, h: u64) {
+        self.out_end = Some((Key::local_end(proto, laddr, lport), h));
     }
 
-    /// Keeps the hash `h` of `key` (of an out key: hashed as `end` says).
+    /// Keeps the hash `h` of in key `key` (a flow's or a template's).
     #[inline(always)]
-    fn keep(&mut self, key: &Key<A>, end: bool, h: u64) {
-        let slot = match (key.kind, end) {
-            (KeyKind::Flow | KeyKind::Template, _) => &mut self.in_key,
-            (_, false) => &mut self.out_key,
-            (_, true) => &mut self.out_end,
-        };
-        *slot = Some((*key, h));
+    fn keep_in(&mut self, key: &Key<A>, h: u64) {
+        self.in_key = Some((*key, h));
     }
 
-    /// The hash of `key` (of an out key: hashed as `end` says) if a lookup computed
-    /// it. A hash by the local end is that of every key with the same local end.
+    /// The hash of in key `key` if a lookup computed it.
     #[inline(always)]
-    fn get(&self, key: &Key<A>, end: bool) -> Option<u64> {
-        let same_end = |k: &Key<A>| k.proto == key.proto && k.p2 == key.p2 && k.a2 == key.a2;
-        match (key.kind, end) {
-            (KeyKind::Flow | KeyKind::Template, _) => match &self.in_key {
-                Some((k, h)) if k == key => Some(*h),
-                _ => None,
-            },
-            (_, false) => match &self.out_key {
-                Some((k, h)) if k == key => Some(*h),
-                _ => None,
-            },
-            (_, true) => match &self.out_end {
-                Some((k, h)) if same_end(k) => Some(*h),
-                _ => None,
-            },
+    fn get_in(&self, key: &Key<A>) -> Option<u64> {
+        match &self.in_key {
+            Some((k, h)) if k == key => Some(*h),
+            _ => None,
+        }
+    }
+
+    /// The hash of out key `key`'s local end if a lookup computed it: it is that of
+    /// every key with the same local end.
+    #[inline(always)]
+    fn get_end(&self, key: &Key<A>) -> Option<u64> {
+        match &self.out_end {
+            Some((k, h)) if key.same_end(k) => Some(*h),
+            _ => None,
         }
     }
 }
@@ -954,30 +953,35 @@ impl<A: FlowAddr> fmt::Debug for Hints<A> {
         // Not the hashes: they say something about the seed.
         f.debug_struct("Hints")
             .field("in", &self.in_key.is_some())
-            .field("out", &self.out_key.is_some())
             .field("out_end", &self.out_end.is_some())
             .finish()
     }
 }
 
 /// A packet's key hashed ahead of its lookup ([`ConnTable::prepare`]): the hash, and
-/// which index (client side or real-server side) and which hashing it is for. Sixteen
-/// bytes, so that a burst keeps one per packet at little cost.
+/// which index (client side or real-server side) it is for. Sixteen bytes, so that a
+/// burst keeps one per packet at little cost.
 #[derive(Copy, Clone)]
 pub struct Prepared {
     hash: u64,
     side: Side,
-    /// An out key hashed by its local end.
-    end: bool,
+}
+
+impl Prepared {
+    /// The hash, when it is a client-side key's (the hash [`ConnTable::in_hash`]
+    /// gives for the same key).
+    #[inline]
+    pub fn in_hash(&self) -> Option<u64> {
+        (self.side == Side::In).then_some(self.hash)
+    }
 }
 
 impl fmt::Debug for Prepared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the hash: it says something about the seed.
-        let side = match (self.side, self.end) {
-            (Side::In, _) => "in",
-            (Side::Out, false) => "out",
-            (Side::Out, true) => "out by local end",
+        let side = match self.side {
+            Side::In => "in",
+            Side::Out => "out",
         };
         f.debug_struct("Prepared").field("side", &side).finish()
     }
@@ -1178,12 +1182,6 @@ pub struct ConnTable<'a, A: FlowAddr> {
     /// The same for out-indexed entries by real-server address: a new connection's
     /// packet (whose source is a client) skips the reply lookup.
     out_filter: [u32; FILTER_BUCKETS],
-    /// Per bucket of the local-end address (`laddr`), how many out-indexed entries are
-    /// hashed whole ([`KeyKind::Out`], index 0) and by their local end
-    /// ([`KeyKind::OutEnd`], index 1): a reply's lookup tries only the hashings whose
-    /// bucket holds some, and an insert checks the other hashing for the same key only
-    /// then.
-    kind_filter: [[u32; FILTER_BUCKETS]; 2],
     /// Head of the free list, [`NO_CONN`] when full.
     free: ConnId,
     len: u32,
@@ -1240,7 +1238,6 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             hasher: SipHasher13::new_with_key(&seed),
             in_filter: [0; FILTER_BUCKETS],
             out_filter: [0; FILTER_BUCKETS],
-            kind_filter: [[0; FILTER_BUCKETS]; 2],
             free: NO_CONN,
             len: 0,
             sweep_cursor: 0,
@@ -1258,7 +1255,6 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         self.out_index.fill(0);
         self.in_filter = [0; FILTER_BUCKETS];
         self.out_filter = [0; FILTER_BUCKETS];
-        self.kind_filter = [[0; FILTER_BUCKETS]; 2];
         let cap = self.entries.len();
         for (i, e) in self.entries.iter_mut().enumerate() {
             let next = i + 1;
@@ -1330,24 +1326,8 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             return Some((id, false));
         }
         let key_out = Key::out(proto, src, sport, dst, dport);
-        // A reply whose hash was prepared: probed straight away, in the hashing the
-        // read-ahead chose; the filters are consulted only if that misses, for the
-        // other hashing.
-        let id = match prepared {
-            Some(p) if p.side == Side::Out => {
-                if let Probe::Found(id) = probe(self.out_index, self.entries, p.hash, &key_out) {
-                    return Some((id, true));
-                }
-                // Not under the prepared hashing: only the other one is left.
-                let other = !p.end;
-                let hints = &mut Hints::new();
-                self.out_hashing_used(key_out.a2, other)
-                    .then(|| self.probe_out(&key_out, other, hints, None))
-                    .flatten()
-            }
-            _ => self.lookup_out_key(&key_out, &mut Hints::new(), prepared),
-        };
-        id.map(|id| (id, true))
+        self.lookup_out_key(&key_out, &Hints::new(), prepared)
+            .map(|id| (id, true))
     }
 
     /// A client-side lookup that takes the hash from `prepared` when it was made for
@@ -1370,77 +1350,33 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         }
     }
 
-    /// Whether out-indexed entries with a local-end address in `addr`'s bucket may be
-    /// hashed whole, and whether by their local end: the hashings a lookup of an out
-    /// key with that local end tries.
-    #[inline(always)]
-    fn out_hashings(&self, addr: A) -> (bool, bool) {
-        let b = filter_bucket(addr);
-        let [whole, end] = &self.kind_filter;
-        let some = |f: &[u32; FILTER_BUCKETS]| f.get(b).is_some_and(|&n| n != 0);
-        (some(whole), some(end))
-    }
-
-    /// Whether out-indexed entries with a local-end address in `addr`'s bucket may be
-    /// hashed by their local end (`end`), or whole: one of [`ConnTable::out_hashings`].
-    #[inline(always)]
-    fn out_hashing_used(&self, addr: A, end: bool) -> bool {
-        let (whole, by_end) = self.out_hashings(addr);
-        if end { by_end } else { whole }
-    }
-
-    /// The real-server-side lookup of out key `key`: its entry is under one of two
-    /// hashes ([`Key::out_by_end`]), so each hashing whose bucket holds
-    /// entries is probed, the whole one first (a reply to a FULLNAT local address, whose
-    /// bucket only a client sharing it would make the NAT one's too). The hash comes
-    /// from `prepared` when it was made for that hashing, else from `hints`; a miss
-    /// keeps each hash it computed in `hints`.
+    /// The real-server-side lookup of out key `key`. The hash comes from `prepared`
+    /// when it was made for the out side, else from `hints` when that holds its local
+    /// end's. Nothing is kept: a reply's local end is never that of a new connection's
+    /// out key (the virtual address's, against the client's or a local address's).
     #[inline(always)]
     fn lookup_out_key(
         &self,
         key: &Key<A>,
-        hints: &mut Hints<A>,
+        hints: &Hints<A>,
         prepared: Option<Prepared>,
     ) -> Option<ConnId> {
         if !self.may_hold(Side::Out, key) {
             return None;
         }
-        let (whole, end) = self.out_hashings(key.a2);
-        if whole && let Some(id) = self.probe_out(key, false, hints, prepared) {
-            return Some(id);
-        }
-        if end {
-            return self.probe_out(key, true, hints, prepared);
-        }
-        None
-    }
-
-    /// One probe of the out index for `key`, hashed whole or (`end`) by its local end.
-    #[inline(always)]
-    fn probe_out(
-        &self,
-        key: &Key<A>,
-        end: bool,
-        hints: &mut Hints<A>,
-        prepared: Option<Prepared>,
-    ) -> Option<ConnId> {
         let h = match prepared {
-            Some(p) if p.side == Side::Out && p.end == end => p.hash,
-            _ => self.hash_with(key, end, hints),
+            Some(p) if p.side == Side::Out => p.hash,
+            _ => key.out_hash(self.end_hash_with(key, hints)),
         };
         match probe(self.out_index, self.entries, h, key) {
             Probe::Found(id) => Some(id),
-            Probe::Vacant(_) | Probe::WindowFull => {
-                hints.keep(key, end, h);
-                None
-            }
+            Probe::Vacant(_) | Probe::WindowFull => None,
         }
     }
 
     /// Readies [`ConnTable::lookup_prepared`] for a packet ahead of it: hashes the key
     /// it will probe first (the client-side one, or the real-server-side one when the
-    /// client-side filter rules that out, hashed as its lookup tries first); `None`
-    /// when the filters rule out both.
+    /// client-side filter rules that out); `None` when the filters rule out both.
     /// Nothing changes: a burst calls this for all its packets, then
     /// [`ConnTable::home_slot`] for all of them, then [`ConnTable::touch_entry`], so
     /// that their memory reads overlap, before it processes them.
@@ -1458,29 +1394,68 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             return Some(Prepared {
                 hash: key_in.hash(&self.hasher),
                 side: Side::In,
-                end: false,
             });
         }
         let key_out = Key::out(proto, src, sport, dst, dport);
         if !self.may_hold(Side::Out, &key_out) {
             return None;
         }
-        let end = match self.out_hashings(dst) {
-            (true, _) => false,
-            (false, true) => true,
-            (false, false) => return None,
-        };
         Some(Prepared {
-            hash: key_out.hash_as(end, &self.hasher),
+            hash: key_out.out_hash(key_out.end_hash(&self.hasher)),
             side: Side::Out,
-            end,
         })
     }
 
-    /// The hash of client end `caddr:cport` as a NAT out key's.
+    /// The hash of local end `laddr:lport`, which places every out key with that end
+    /// (see the module docs).
     #[inline]
-    pub(crate) fn end_hash(&self, proto: Proto, caddr: A, cport: u16) -> u64 {
-        Key::client_end(proto, caddr, cport).hash_as(true, &self.hasher)
+    pub(crate) fn end_hash(&self, proto: Proto, laddr: A, lport: u16) -> u64 {
+        Key::local_end(proto, laddr, lport).hash(&self.hasher)
+    }
+
+    /// The hash of the flow key `(proto, caddr, cport, vaddr, vport)` ([`Prepared`]'s
+    /// for the client side): from `hints` when a lookup computed it, else computed and
+    /// kept there for the insert. The director draws a FULLNAT connection's first
+    /// local end from it ([`ConnTable::prepare_out_end`]).
+    #[inline]
+    pub fn in_hash(
+        &self,
+        hints: &mut Hints<A>,
+        proto: Proto,
+        caddr: A,
+        cport: u16,
+        vaddr: A,
+        vport: u16,
+    ) -> u64 {
+        let key = Key::flow(proto, caddr, cport, vaddr, vport);
+        if let Some(h) = hints.get_in(&key) {
+            return h;
+        }
+        let h = key.hash(&self.hasher);
+        hints.keep_in(&key, h);
+        h
+    }
+
+    /// Whether a connection with out key `(proto, daddr, dport, laddr, lport)` could
+    /// be inserted on the out side now: no entry has the key, and its window has an
+    /// empty slot. Keeps the local end's hash in `hints`. The director's FULLNAT port
+    /// choice asks it of each candidate.
+    pub fn out_vacant_with(
+        &self,
+        hints: &mut Hints<A>,
+        proto: Proto,
+        daddr: A,
+        dport: u16,
+        laddr: A,
+        lport: u16,
+    ) -> bool {
+        let key = Key::out(proto, daddr, dport, laddr, lport);
+        let end = self.end_hash_with(&key, hints);
+        hints.keep_end(proto, laddr, lport, end);
+        matches!(
+            probe(self.out_index, self.entries, key.out_hash(end), &key),
+            Probe::Vacant(_)
+        )
     }
 
     /// The value of the out index's home slot for hash `h` (only a read).
@@ -1489,18 +1464,20 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         home_value(self.out_index, h)
     }
 
-    /// Readies the insert of a NAT connection from `caddr:cport` before its real server
-    /// is scheduled: keeps in `hints` the hash of the local end its out key will have
-    /// (the client's own: see the module docs), for [`ConnTable::insert_with`], and
-    /// reads that hash's home slot in the out index, whose value it returns (only a
-    /// read, as [`ConnTable::home_slot`]). The director calls it once the client-side
-    /// lookup has missed, for a service with NAT real servers, so that the read is
-    /// under way while it schedules, instead of after.
+    /// Readies the insert of a connection whose out key will have local end
+    /// `laddr:lport`, before its real server is scheduled: keeps in `hints` the hash of
+    /// that end, which places the out key whatever its real server (see the module
+    /// docs), for [`ConnTable::insert_with`], and reads that hash's home slot in the
+    /// out index, whose value it returns (only a read, as [`ConnTable::home_slot`]).
+    /// The director calls it once the client-side lookup has missed: with the client's
+    /// own end for a service with NAT real servers, with the first local end it will
+    /// try for one with FULLNAT real servers. The read is then under way while it
+    /// schedules, instead of after.
     #[inline]
-    pub fn prepare_out_end(&self, hints: &mut Hints<A>, proto: Proto, caddr: A, cport: u16) -> u32 {
-        let key = Key::client_end(proto, caddr, cport);
-        let h = self.hash_with(&key, true, hints);
-        hints.keep(&key, true, h);
+    pub fn prepare_out_end(&self, hints: &mut Hints<A>, proto: Proto, laddr: A, lport: u16) -> u32 {
+        let end = Key::local_end(proto, laddr, lport);
+        let h = self.end_hash_with(&end, hints);
+        hints.out_end = Some((end, h));
         self.out_home_slot(h)
     }
 
@@ -1565,7 +1542,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         lport: u16,
     ) -> Option<ConnId> {
         let key = Key::out(proto, daddr, dport, laddr, lport);
-        self.lookup_out_key(&key, &mut Hints::new(), None)
+        self.lookup_out_key(&key, &Hints::new(), None)
     }
 
     /// [`ConnTable::lookup_in`] that keeps the key's hash in `hints` for an insert of
@@ -1583,11 +1560,12 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         self.lookup_hinted(Side::In, &key, hints)
     }
 
-    /// [`ConnTable::lookup_out`] that keeps the key's hash in `hints` for an insert of
-    /// the same out key ([`ConnTable::insert_with`]).
+    /// [`ConnTable::lookup_out`] that takes the hash of the key's local end from
+    /// `hints` when they hold it ([`ConnTable::prepare_out_end`]). Nothing is kept: a
+    /// reply's local end (a virtual address) is not a new connection's.
     pub fn lookup_out_with(
         &self,
-        hints: &mut Hints<A>,
+        hints: &Hints<A>,
         proto: Proto,
         daddr: A,
         dport: u16,
@@ -1610,33 +1588,19 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             .is_some_and(|&n| n != 0)
     }
 
-    /// Counts (`add`) or uncounts an indexed key in `side`'s filter, and an out key
-    /// also in its hashing's ([`ConnTable::kind_filter`]; `end`: by its local end).
+    /// Counts (`add`) or uncounts an indexed key in `side`'s filter.
     #[inline]
-    fn filter_add(&mut self, side: Side, key: &Key<A>, end: bool, add: bool) {
-        let count = |n: &mut u32| {
-            *n = if add {
-                n.saturating_add(1)
-            } else {
-                n.saturating_sub(1)
-            };
-        };
+    fn filter_add(&mut self, side: Side, key: &Key<A>, add: bool) {
         let f = match side {
             Side::In => &mut self.in_filter,
             Side::Out => &mut self.out_filter,
         };
         if let Some(n) = f.get_mut(filter_bucket(side.filter_addr(key))) {
-            count(n);
-        }
-        if side == Side::Out {
-            let i = usize::from(end);
-            if let Some(n) = self
-                .kind_filter
-                .get_mut(i)
-                .and_then(|f| f.get_mut(filter_bucket(key.a2)))
-            {
-                count(n);
-            }
+            *n = if add {
+                n.saturating_add(1)
+            } else {
+                n.saturating_sub(1)
+            };
         }
     }
 
@@ -1652,23 +1616,31 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         if !self.may_hold(side, key) {
             return None;
         }
-        let h = self.hash_with(key, false, hints);
+        let h = self.in_hash_with(key, hints);
         match probe(self.index(side), self.entries, h, key) {
             Probe::Found(id) => Some(id),
             Probe::Vacant(_) | Probe::WindowFull => {
-                hints.keep(key, false, h);
+                hints.keep_in(key, h);
                 None
             }
         }
     }
 
-    /// The hash of `key` (of an out key: whole, or by its local end for `end`), from
-    /// `hints` when a lookup computed it.
+    /// The hash of in key `key`, from `hints` when a lookup computed it.
     #[inline(always)]
-    fn hash_with(&self, key: &Key<A>, end: bool, hints: &Hints<A>) -> u64 {
-        match hints.get(key, end) {
+    fn in_hash_with(&self, key: &Key<A>, hints: &Hints<A>) -> u64 {
+        match hints.get_in(key) {
             Some(h) => h,
-            None => key.hash_as(end, &self.hasher),
+            None => key.hash(&self.hasher),
+        }
+    }
+
+    /// The hash of out key `key`'s local end, from `hints` when it holds it.
+    #[inline(always)]
+    fn end_hash_with(&self, key: &Key<A>, hints: &Hints<A>) -> u64 {
+        match hints.get_end(key) {
+            Some(h) => h,
+            None => key.end_hash(&self.hasher),
         }
     }
 
@@ -1721,7 +1693,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         new.n_control = 0;
 
         let in_key = Key::of_in(&new);
-        let in_h = self.hash_with(&in_key, false, hints);
+        let in_h = self.in_hash_with(&in_key, hints);
         let in_pos = match probe(self.in_index, self.entries, in_h, &in_key) {
             Probe::Vacant(p) => p,
             Probe::Found(_) => return Err((conn, InsertError::Duplicate)),
@@ -1729,26 +1701,13 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         };
         let out = if new.is_out_indexed() {
             let out_key = Key::of_out(&new);
-            let end = Key::out_by_end(&new);
-            let out_h = self.hash_with(&out_key, end, hints);
+            let out_h = out_key.out_hash(self.end_hash_with(&out_key, hints));
             let pos = match probe(self.out_index, self.entries, out_h, &out_key) {
                 Probe::Vacant(p) => p,
                 Probe::Found(_) => return Err((conn, InsertError::Duplicate)),
                 Probe::WindowFull => return Err((conn, InsertError::ProbeWindowFull)),
             };
-            // The same key hashed the other way (a NAT client whose address and port
-            // are a FULLNAT local end's), where that hashing has entries in the bucket.
-            if self.out_hashing_used(out_key.a2, !end)
-                && let Probe::Found(_) = probe(
-                    self.out_index,
-                    self.entries,
-                    self.hash_with(&out_key, !end, hints),
-                    &out_key,
-                )
-            {
-                return Err((conn, InsertError::Duplicate));
-            }
-            Some((pos, out_h, out_key, end))
+            Some((pos, out_h, out_key))
         } else {
             None
         };
@@ -1769,14 +1728,14 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         if let Some(s) = self.in_index.get_mut(in_pos) {
             *s = slot_value(in_h, id, in_dist);
         }
-        self.filter_add(Side::In, &in_key, false, true);
-        if let Some((p, h, out_key, end)) = out {
+        self.filter_add(Side::In, &in_key, true);
+        if let Some((p, h, out_key)) = out {
             let mask = self.out_index.len().wrapping_sub(1);
             let dist = p.wrapping_sub(home_of(h, mask)) & mask;
             if let Some(s) = self.out_index.get_mut(p) {
                 *s = slot_value(h, id, dist);
             }
-            self.filter_add(Side::Out, &out_key, end, true);
+            self.filter_add(Side::Out, &out_key, true);
         }
         self.len += 1;
         Ok(id)
@@ -1825,15 +1784,14 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         if let Some(pos) = find_slot(self.in_index, in_h, id) {
             delete_slot(self.in_index, pos);
         }
-        self.filter_add(Side::In, &in_key, false, false);
+        self.filter_add(Side::In, &in_key, false);
         if c.is_out_indexed() {
             let out_key = Key::of_out(&c);
-            let end = Key::out_by_end(&c);
-            let out_h = out_key.hash_as(end, &self.hasher);
+            let out_h = out_key.out_hash(out_key.end_hash(&self.hasher));
             if let Some(pos) = find_slot(self.out_index, out_h, id) {
                 delete_slot(self.out_index, pos);
             }
-            self.filter_add(Side::Out, &out_key, end, false);
+            self.filter_add(Side::Out, &out_key, false);
         }
         if c.control != NO_CONN
             && let Some(ct) = self.entries.get_mut(c.control as usize)
@@ -2004,13 +1962,13 @@ impl<A: FlowAddr> ConnTable<'_, A> {
             if c.is_out_indexed() {
                 out_live += 1;
                 let k = Key::of_out(c);
-                let h = k.hash_as(Key::out_by_end(c), &self.hasher);
+                let h = k.out_hash(k.end_hash(&self.hasher));
                 assert!(
                     find_slot(self.out_index, h, id).is_some(),
                     "{id} not in the out index"
                 );
                 assert_eq!(probe(self.out_index, self.entries, h, &k), Probe::Found(id));
-                // Unique across both hashings: a reply's lookup finds it.
+                // A reply's lookup finds it.
                 assert_eq!(
                     self.lookup_out(c.proto, c.daddr, c.dport, c.laddr, c.lport),
                     Some(id),
@@ -2029,20 +1987,14 @@ impl<A: FlowAddr> ConnTable<'_, A> {
         assert_eq!(live, self.len(), "len");
         // The address filters count exactly the indexed keys.
         let (mut fin, mut fout) = ([0u32; FILTER_BUCKETS], [0u32; FILTER_BUCKETS]);
-        let mut fkind = [[0u32; FILTER_BUCKETS]; 2];
         for c in self.entries.iter().filter(|c| !c.is_free()) {
             fin[filter_bucket(Side::In.filter_addr(&Key::of_in(c)))] += 1;
             if c.is_out_indexed() {
                 fout[filter_bucket(Side::Out.filter_addr(&Key::of_out(c)))] += 1;
-                // NAT (the local end is the client's) by its end, the rest whole.
-                let end = c.laddr == c.caddr && c.lport == c.cport;
-                assert_eq!(Key::out_by_end(c), end, "hashing of {c:?}");
-                fkind[usize::from(end)][filter_bucket(c.laddr)] += 1;
             }
         }
         assert_eq!(fin, self.in_filter, "in filter");
         assert_eq!(fout, self.out_filter, "out filter");
-        assert_eq!(fkind, self.kind_filter, "out filters by hashing");
         for (i, c) in self.entries.iter().enumerate() {
             if !c.is_free() {
                 assert_eq!(u32::from(c.n_control), controlled[i], "n_control of {i}");
@@ -2142,7 +2094,7 @@ mod test {
             61000,
         );
         assert_eq!(k6.hash(&h), per_field(&k6, &h));
-        // An out key hashed by its local end hashes the first pair as zeros.
+        // An out key's local end hashes the first pair as zeros, with its own kind.
         fn end_zeroed<A: FlowAddr>(k: Key<A>, h: &SipHasher13) {
             let zeroed = Key {
                 kind: KeyKind::OutEnd,
@@ -2150,9 +2102,13 @@ mod test {
                 p1: 0,
                 ..k
             };
-            assert_eq!(k.hash_as(true, h), per_field(&zeroed, h));
-            assert_eq!(k.hash_as(false, h), k.hash(h));
-            assert_ne!(k.hash_as(true, h), k.hash(h));
+            assert_eq!(k.end_hash(h), per_field(&zeroed, h));
+            assert_ne!(k.end_hash(h), k.hash(h));
+            // The out hash changes only the tag bits, by the real-server pair.
+            let e = k.end_hash(h);
+            assert_eq!(k.out_hash(e) << TAG_BITS, e << TAG_BITS);
+            let other = Key { p1: k.p1 ^ 1, ..k };
+            assert_ne!(k.out_hash(e), other.out_hash(e));
         }
         end_zeroed(Key::out(Proto::Tcp, v4(9), 8080, v4(1), 1000), &h);
         end_zeroed(k6, &h);
@@ -2336,13 +2292,12 @@ mod test {
             None
         );
         let key = Key::of_in(&c);
-        assert_eq!(hints.get(&key, false), Some(key.hash(&t.hasher)));
-        assert_eq!(hints.get(&Key::of_in(&nat(3, 3000, 3)), false), None);
-        // A real server address that is indexed: the out lookup hashes too, by the local
-        // end only (no entry is hashed whole), if an entry's local end shares the bucket.
+        assert_eq!(hints.get_in(&key), Some(key.hash(&t.hasher)));
+        assert_eq!(hints.get_in(&Key::of_in(&nat(3, 3000, 3))), None);
+        // A real server address that is indexed: the out lookup hashes too.
         assert_eq!(
             t.lookup_out_with(
-                &mut hints,
+                &hints,
                 Proto::Tcp,
                 Ipv4Addr::new(10, 0, 1, 2),
                 8080,
@@ -2351,17 +2306,24 @@ mod test {
             ),
             None
         );
-        assert!(hints.out_key.is_none());
-        assert_eq!(hints.out_end.is_some(), t.out_hashings(v4(1)).1);
-        // Before the real server is known, a NAT connection's out key is hashed by its
-        // local end (the client's), and that hash's home slot read.
-        let slot = t.prepare_out_end(&mut hints, Proto::Tcp, v4(1), 1000);
+        assert!(hints.out_end.is_none(), "a reply's lookup keeps nothing");
         let out_key = Key::of_out(&c);
-        assert!(Key::out_by_end(&c));
-        let h = out_key.hash_as(true, &t.hasher);
-        assert_eq!(hints.get(&out_key, true), Some(h));
-        assert_eq!(hints.get(&out_key, false), None);
+        let h = out_key.end_hash(&t.hasher);
+        // Before the real server is known, a NAT connection's out key is placed by its
+        // local end (the client's), and that hash's home slot read.
+        let mut hints2 = Hints::new();
+        let slot = t.prepare_out_end(&mut hints2, Proto::Tcp, v4(1), 1000);
+        assert_eq!(hints2.get_end(&out_key), Some(h));
+        assert_eq!(hints2.get_end(&Key::of_out(&nat(1, 1001, 1))), None);
         assert_eq!(slot, t.out_index[home_of(h, t.out_index.len() - 1)]);
+        // The home slot is the end's; only the tag depends on the real server.
+        let mask = (1u64 << (64 - TAG_BITS)) - 1;
+        assert_eq!(out_key.out_hash(h) & mask, h & mask);
+        assert_eq!(
+            Key::of_out(&nat(1, 1000, 2)).out_hash(h) & mask,
+            h & mask,
+            "another real server, the same home"
+        );
         let a = t.insert_with(c, &hints).unwrap();
         t.check();
         assert_eq!(t.lookup_in(Proto::Tcp, v4(1), 1000, v4(100), 80), Some(a));
@@ -2394,7 +2356,6 @@ mod test {
             t.in_filter
                 .iter()
                 .chain(t.out_filter.iter())
-                .chain(t.kind_filter.iter().flatten())
                 .all(|&n| n == 0)
         );
         assert!(t.entry_mut(a).is_none());
@@ -2502,11 +2463,11 @@ mod test {
         t.check();
     }
 
-    /// A NAT entry's out key is hashed by its local end, a FULLNAT entry's whole; both
-    /// are found, prepared for and removed, and one out key is never in the table
-    /// twice, whichever way each is hashed.
+    /// NAT and FULLNAT out keys are placed by their local end: found, prepared for
+    /// and removed; one out key is never in the table twice, whatever the kind of
+    /// connection that holds it.
     #[test]
-    fn test_out_keys_hashed_two_ways() {
+    fn test_out_keys_placed_by_local_end() {
         let mut s = Store::new(64);
         let mut t = s.table(SEED);
         let rs = Ipv4Addr::new(10, 0, 1, 1);
@@ -2517,20 +2478,15 @@ mod test {
             ..nat(c, 40000 + u16::from(c), 1)
         };
         let (n, f) = (nat(7, 1234, 1), fullnat(8, 5555));
-        assert!(Key::out_by_end(&n) && !Key::out_by_end(&f));
         let (a, b) = (t.insert(n).unwrap(), t.insert(f).unwrap());
         t.check();
         let mask = t.out_index.len() - 1;
-        let end_h = Key::of_out(&n).hash_as(true, &t.hasher);
-        assert!(find_slot(t.out_index, end_h, a).is_some());
-        assert!(find_slot(t.out_index, Key::of_out(&f).hash(&t.hasher), b).is_some());
-        // The same client end towards another real server: the same home slot.
-        let other_rs = Key::of_out(&nat(7, 1234, 2)).hash_as(true, &t.hasher);
-        assert_eq!(end_h, other_rs);
-        assert_eq!(home_of(end_h, mask), home_of(other_rs, mask));
-        // Replies: found one packet at a time and from a `Prepared`, hashed the way the
-        // buckets suggest first.
         for (c, id) in [(n, a), (f, b)] {
+            let k = Key::of_out(&c);
+            let end_h = t.end_hash(c.proto, c.laddr, c.lport);
+            assert_eq!(end_h, k.end_hash(&t.hasher));
+            assert!(find_slot(t.out_index, k.out_hash(end_h), id).is_some());
+            // Replies: found one packet at a time and from a `Prepared`.
             let reply = (c.proto, rs, 8080, c.laddr, c.lport);
             assert_eq!(
                 t.lookup_out(reply.0, reply.1, reply.2, reply.3, reply.4),
@@ -2539,22 +2495,33 @@ mod test {
             let p = t
                 .prepare(reply.0, reply.1, reply.2, reply.3, reply.4)
                 .unwrap();
-            let whole_first = t.out_hashings(c.laddr).0;
-            assert!(p.side == Side::Out && p.end != whole_first);
+            assert!(p.side == Side::Out && p.hash == k.out_hash(end_h));
             let r = t.lookup_prepared(Some(p), reply.0, reply.1, reply.2, reply.3, reply.4);
             assert_eq!(r, Some((id, true)));
-            // Prepared for the other hashing (as when the counters changed after it was
-            // made): its probe misses, and the lookup tries the entry's own hashing.
+            // A `Prepared` of another packet only makes the lookup miss.
             let other = Prepared {
-                hash: Key::of_out(&c).hash_as(!Key::out_by_end(&c), &t.hasher),
+                hash: !p.hash,
                 side: Side::Out,
-                end: !Key::out_by_end(&c),
             };
             let r = t.lookup_prepared(Some(other), reply.0, reply.1, reply.2, reply.3, reply.4);
-            assert_eq!(r, Some((id, true)));
+            assert_eq!(r, None);
         }
-        // The same out key the other way: a NAT client at the FULLNAT local end, and a
-        // FULLNAT local end at a NAT client's.
+        // The same local end towards another real server: the same home slot.
+        let other_rs = Key::of_out(&fullnat(8, 5555)).out_hash(t.end_hash(Proto::Tcp, local, 5555));
+        let f2 = Conn {
+            daddr: Ipv4Addr::new(10, 0, 1, 2),
+            ..fullnat(9, 5555)
+        };
+        let k2 = Key::of_out(&f2).out_hash(t.end_hash(Proto::Tcp, local, 5555));
+        assert_eq!(home_of(other_rs, mask), home_of(k2, mask));
+        let c2 = t.insert(f2).unwrap();
+        t.check();
+        assert_eq!(
+            t.lookup_out(Proto::Tcp, f2.daddr, f2.dport, local, 5555),
+            Some(c2)
+        );
+        // The same out key from a NAT client at the FULLNAT local end, and from a
+        // FULLNAT local end at a NAT client's: duplicates.
         let spoof = Conn {
             caddr: local,
             cport: 5555,
@@ -2562,20 +2529,20 @@ mod test {
             lport: 5555,
             ..nat(9, 1, 1)
         };
-        assert!(Key::out_by_end(&spoof));
         assert_eq!(t.insert(spoof).unwrap_err().1, InsertError::Duplicate);
         let clash = Conn {
             laddr: v4(7),
             lport: 1234,
             ..fullnat(10, 1)
         };
-        assert!(!Key::out_by_end(&clash));
         assert_eq!(t.insert(clash).unwrap_err().1, InsertError::Duplicate);
+        let mut hints = Hints::new();
+        assert!(!t.out_vacant_with(&mut hints, Proto::Tcp, rs, 8080, v4(7), 1234));
+        assert!(t.out_vacant_with(&mut hints, Proto::Tcp, rs, 8080, v4(7), 1235));
         t.check();
         // Removals find each entry's slot by the hash it was inserted under.
         assert!(t.remove(a).is_some() && t.remove(b).is_some());
         t.check();
-        assert!(t.kind_filter.iter().flatten().all(|&n| n == 0));
         // With the other entries gone, neither is a duplicate any more.
         let (c, d) = (t.insert(spoof).unwrap(), t.insert(clash).unwrap());
         t.check();
@@ -2583,9 +2550,9 @@ mod test {
         assert_eq!(t.lookup_out(Proto::Tcp, rs, 8080, v4(7), 1234), Some(d));
     }
 
-    /// NAT connections of one client end share a home slot in the out index: a
-    /// probe window's worth fit, the next is refused. FULLNAT entries of one local end
-    /// (hashed whole) do not crowd one slot.
+    /// Connections of one local end share a home slot in the out index (NAT ones of
+    /// one client end, FULLNAT ones of one local address and port): a probe window's
+    /// worth fit, the next is refused, and `out_vacant_with` says so beforehand.
     #[test]
     fn test_one_client_end_fills_one_window() {
         let mut s = Store::new(256);
@@ -2604,15 +2571,23 @@ mod test {
             InsertError::ProbeWindowFull
         );
         let local = Ipv4Addr::new(10, 9, 0, 1);
-        for d in 0..2 * MAX_PROBE as u8 {
-            let f = Conn {
-                laddr: local,
-                lport: 5555,
-                daddr: Ipv4Addr::new(10, 0, 2, d),
-                ..nat(d, 3000 + u16::from(d), 1)
-            };
-            t.insert(f).unwrap();
+        let f = |d: u8| Conn {
+            laddr: local,
+            lport: 5555,
+            daddr: Ipv4Addr::new(10, 0, 2, d),
+            ..nat(d, 3000 + u16::from(d), 1)
+        };
+        let mut hints = Hints::new();
+        for d in 0..MAX_PROBE as u8 {
+            let g = f(d);
+            assert!(t.out_vacant_with(&mut hints, g.proto, g.daddr, g.dport, local, 5555));
+            t.insert(g).unwrap();
         }
+        t.check();
+        let g = f(MAX_PROBE as u8);
+        assert!(!t.out_vacant_with(&mut hints, g.proto, g.daddr, g.dport, local, 5555));
+        assert_eq!(t.insert(g).unwrap_err().1, InsertError::ProbeWindowFull);
+        assert!(t.out_vacant_with(&mut hints, g.proto, g.daddr, g.dport, local, 5556));
         t.check();
     }
 

@@ -313,7 +313,9 @@ pub struct Config {
     pub tun_src_v6: Option<Ipv6Addr>,
     /// The MTU of the link tunnelled packets leave on.
     pub tun_mtu: u16,
-    /// Seed of the director's random generator (twos, FULLNAT ports).
+    /// Seed of the director's random generator (the twos scheduler). FULLNAT local
+    /// ends are drawn from the connection tables' keyed hash instead (the seed given
+    /// to [`ConnTable::new`]), so that a client cannot predict them.
     pub seed: u64,
 }
 
@@ -1177,7 +1179,7 @@ impl<'a, const D: usize> Director<'a, D> {
     }
 
     fn random(&mut self) -> u32 {
-        // xorshift64*: cheap, deterministic from the seed; only for twos and ports.
+        // xorshift64*: cheap, deterministic from the seed; only for twos.
         let mut x = self.rng;
         x ^= x >> 12;
         x ^= x << 25;

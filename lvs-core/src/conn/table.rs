@@ -41,19 +41,21 @@
 //!   (an unkeyed bucket of the address). A lookup whose address falls in an empty
 //!   bucket misses without hashing: a reply skips the client-side lookup, a new
 //!   client's packet the reply lookup. The counters follow every insert and removal.
-//! - **Out keys placed by their local end.** An out key's home slot comes from the
-//!   keyed hash of its local end alone (protocol, `laddr`, `lport`), as the kernel
-//!   hashes a connection by its client end; its tag bits are mixed with the
-//!   real-server pair. The home slot is so known before the real server is
-//!   scheduled: for a NAT connection it is the client's end, for a FULLNAT one the
+//! - **Out keys placed by their local end.** An out key's home slot is in the cache
+//!   line of index that the keyed hash of its local end alone (protocol, `laddr`,
+//!   `lport`) names, as the kernel hashes a connection by its client end; the slot
+//!   within that line of 16, and the tag bits, are mixed with the real-server pair
+//!   (`Key::out_hash`). That line is so known before the real server is scheduled:
+//!   for a NAT connection it is the client end's, for a FULLNAT one the line of the
 //!   local end the director will try first, and [`ConnTable::prepare_out_end`] reads
 //!   it then, so that the read overlaps the scheduling instead of waiting after it.
-//!   Keys of one local end towards different real servers share the home slot (a NAT
-//!   client with connections to several services, a FULLNAT local port reused
-//!   towards several real servers) and are told apart by the tag, mostly without
-//!   reading their entries: at most [`MAX_PROBE`] of them fit the window, and a
-//!   further one gets [`InsertError::ProbeWindowFull`] (the director's FULLNAT port
-//!   choice then moves to another port, [`ConnTable::out_vacant_with`]).
+//!   Keys of one local end towards different real servers (a NAT client with
+//!   connections to several services, a FULLNAT local port reused towards several
+//!   real servers) mostly differ in home slot and in tag, so they neither pile up
+//!   behind one slot nor need their entries read to be told apart. From
+//!   [`MAX_PROBE`] to [`MAX_PROBE`]` + 15` of them fit their windows, and a further
+//!   one gets [`InsertError::ProbeWindowFull`] (the director's FULLNAT port choice
+//!   then moves to another port, [`ConnTable::out_vacant_with`]).
 //! - **In-place updates**: [`ConnTable::entry_mut`] changes the non-key fields of an
 //!   entry with one access.
 //! - **Amortised expiry**: [`ConnTable::sweep`] and [`ConnTable::find_victim`] walk the
@@ -153,6 +155,8 @@ const DIST_BITS: u32 = 5;
 const DIST_MASK: u32 = ((1 << DIST_BITS) - 1) << ID_BITS;
 /// Bits of an index slot that hold the tag, the hash's top bits (the rest, at the top).
 const TAG_BITS: u32 = 32 - ID_BITS - DIST_BITS;
+/// Index slots in a 64-byte cache line.
+const LINE_SLOTS: u64 = 16;
 const _: () = assert!(MAX_PROBE <= 1 << DIST_BITS && TAG_BITS >= 4);
 
 /// The smallest valid index length for `capacity` entries: the next power of two at
@@ -694,10 +698,14 @@ impl<A: FlowAddr> Key<A> {
     }
 
     /// The hash an out key is indexed under: its local end's keyed hash
-    /// ([`Key::end_hash`], given as `end_hash`) for the home slot, with the tag bits
-    /// (the top ones) mixed with the real-server pair, so that keys of one local end
-    /// towards different real servers share the home slot but mostly not the tag (a
-    /// probe then tells them apart without reading their entries).
+    /// ([`Key::end_hash`], given as `end_hash`), with two small parts mixed with the
+    /// real-server pair: the tag bits (the top ones), and the home slot's place among
+    /// the [`LINE_SLOTS`] slots of its aligned group (one cache line of index). Keys of
+    /// one local end towards different real servers so start in the cache line the
+    /// end's hash names, which [`ConnTable::prepare_out_end`] reads before the real
+    /// server is known, but mostly not in the same slot nor with the same tag: they do
+    /// not pile up behind one home slot, and a probe tells them apart without reading
+    /// their entries.
     #[inline(always)]
     fn out_hash(&self, end_hash: u64) -> u64 {
         let o = self.a1.key_octets();
@@ -705,9 +713,12 @@ impl<A: FlowAddr> Key<A> {
         for w in o.as_ref().chunks_exact(4) {
             x ^= u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
         }
-        // A multiplicative hash's top bits; unkeyed, as the tag only saves entry reads.
-        let mix = u64::from(x).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - TAG_BITS);
-        end_hash ^ mix << (64 - TAG_BITS)
+        // A multiplicative hash's top bits; unkeyed, as the real-server pair is the
+        // director's configuration, not a client's choice.
+        let m = u64::from(x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let tag = m & !(u64::MAX >> TAG_BITS);
+        let slot = (m >> (64 - TAG_BITS - LINE_SLOTS.trailing_zeros())) & (LINE_SLOTS - 1);
+        end_hash ^ tag ^ slot
     }
 
     /// The keyed hash: SipHash-1-3 over kind, protocol, then each address and port in
@@ -2104,9 +2115,11 @@ mod test {
             };
             assert_eq!(k.end_hash(h), per_field(&zeroed, h));
             assert_ne!(k.end_hash(h), k.hash(h));
-            // The out hash changes only the tag bits, by the real-server pair.
+            // The out hash changes only the tag bits and the slot in the line, by the
+            // real-server pair.
             let e = k.end_hash(h);
-            assert_eq!(k.out_hash(e) << TAG_BITS, e << TAG_BITS);
+            let kept = !(LINE_SLOTS - 1) << TAG_BITS >> TAG_BITS;
+            assert_eq!(k.out_hash(e) & kept, e & kept);
             let other = Key { p1: k.p1 ^ 1, ..k };
             assert_ne!(k.out_hash(e), other.out_hash(e));
         }
@@ -2316,13 +2329,13 @@ mod test {
         assert_eq!(hints2.get_end(&out_key), Some(h));
         assert_eq!(hints2.get_end(&Key::of_out(&nat(1, 1001, 1))), None);
         assert_eq!(slot, t.out_index[home_of(h, t.out_index.len() - 1)]);
-        // The home slot is the end's; only the tag depends on the real server.
-        let mask = (1u64 << (64 - TAG_BITS)) - 1;
-        assert_eq!(out_key.out_hash(h) & mask, h & mask);
+        // The home slot is in the end's line of the index, whatever the real server.
+        let line = |h: u64| home_of(h, t.out_index.len() - 1) / LINE_SLOTS as usize;
+        assert_eq!(line(out_key.out_hash(h)), line(h));
         assert_eq!(
-            Key::of_out(&nat(1, 1000, 2)).out_hash(h) & mask,
-            h & mask,
-            "another real server, the same home"
+            line(Key::of_out(&nat(1, 1000, 2)).out_hash(h)),
+            line(h),
+            "another real server, the same line"
         );
         let a = t.insert_with(c, &hints).unwrap();
         t.check();
@@ -2506,14 +2519,15 @@ mod test {
             let r = t.lookup_prepared(Some(other), reply.0, reply.1, reply.2, reply.3, reply.4);
             assert_eq!(r, None);
         }
-        // The same local end towards another real server: the same home slot.
+        // The same local end towards another real server: the same line of the index.
         let other_rs = Key::of_out(&fullnat(8, 5555)).out_hash(t.end_hash(Proto::Tcp, local, 5555));
         let f2 = Conn {
             daddr: Ipv4Addr::new(10, 0, 1, 2),
             ..fullnat(9, 5555)
         };
         let k2 = Key::of_out(&f2).out_hash(t.end_hash(Proto::Tcp, local, 5555));
-        assert_eq!(home_of(other_rs, mask), home_of(k2, mask));
+        let line = |h: u64| home_of(h, mask) / LINE_SLOTS as usize;
+        assert_eq!(line(other_rs), line(k2));
         let c2 = t.insert(f2).unwrap();
         t.check();
         assert_eq!(
@@ -2550,45 +2564,54 @@ mod test {
         assert_eq!(t.lookup_out(Proto::Tcp, rs, 8080, v4(7), 1234), Some(d));
     }
 
-    /// Connections of one local end share a home slot in the out index (NAT ones of
-    /// one client end, FULLNAT ones of one local address and port): a probe window's
-    /// worth fit, the next is refused, and `out_vacant_with` says so beforehand.
+    /// Connections of one local end start in one cache line of the out index (NAT
+    /// ones of one client end, FULLNAT ones of one local address and port): their
+    /// windows end at most `LINE_SLOTS - 1` slots apart, so from `MAX_PROBE` to
+    /// `MAX_PROBE + LINE_SLOTS - 1` of them fit, the next is refused, and
+    /// `out_vacant_with` says so beforehand.
     #[test]
-    fn test_one_client_end_fills_one_window() {
-        let mut s = Store::new(256);
+    fn test_one_local_end_fills_one_window() {
+        /// Inserts `conn(0)`, `conn(1)`, ... until one is refused; how many fit.
+        fn fill(t: &mut ConnTable<'_, Ipv4Addr>, conn: impl Fn(u8) -> Conn<Ipv4Addr>) -> usize {
+            let mut hints = Hints::new();
+            for n in 0..=u8::MAX {
+                let c = conn(n);
+                let vacant =
+                    t.out_vacant_with(&mut hints, c.proto, c.daddr, c.dport, c.laddr, c.lport);
+                match t.insert(c) {
+                    Ok(_) => assert!(vacant, "connection {n} fits"),
+                    Err((_, e)) => {
+                        assert_eq!(e, InsertError::ProbeWindowFull);
+                        assert!(!vacant, "connection {n} does not fit");
+                        return usize::from(n);
+                    }
+                }
+            }
+            panic!("no window filled");
+        }
+        let mut s = Store::new(512);
         let mut t = s.table(SEED);
         // To another service and another real server each: the out keys differ.
-        let to = |v: u8| Conn {
+        let n = fill(&mut t, |v| Conn {
             vport: 1000 + u16::from(v),
-            ..nat(7, 1234, v)
-        };
-        for v in 0..MAX_PROBE as u8 {
-            t.insert(to(v)).unwrap();
-        }
+            daddr: Ipv4Addr::new(10, 0, 1, v),
+            ..nat(7, 1234, 1)
+        });
         t.check();
-        assert_eq!(
-            t.insert(to(MAX_PROBE as u8)).unwrap_err().1,
-            InsertError::ProbeWindowFull
-        );
+        let fit = MAX_PROBE..MAX_PROBE + LINE_SLOTS as usize;
+        assert!(fit.contains(&n), "{n} NAT connections of one client end");
         let local = Ipv4Addr::new(10, 9, 0, 1);
-        let f = |d: u8| Conn {
+        let n = fill(&mut t, |d| Conn {
             laddr: local,
             lport: 5555,
             daddr: Ipv4Addr::new(10, 0, 2, d),
             ..nat(d, 3000 + u16::from(d), 1)
-        };
+        });
+        t.check();
+        assert!(fit.contains(&n), "{n} FULLNAT connections of one local end");
         let mut hints = Hints::new();
-        for d in 0..MAX_PROBE as u8 {
-            let g = f(d);
-            assert!(t.out_vacant_with(&mut hints, g.proto, g.daddr, g.dport, local, 5555));
-            t.insert(g).unwrap();
-        }
-        t.check();
-        let g = f(MAX_PROBE as u8);
-        assert!(!t.out_vacant_with(&mut hints, g.proto, g.daddr, g.dport, local, 5555));
-        assert_eq!(t.insert(g).unwrap_err().1, InsertError::ProbeWindowFull);
-        assert!(t.out_vacant_with(&mut hints, g.proto, g.daddr, g.dport, local, 5556));
-        t.check();
+        let rs = Ipv4Addr::new(10, 0, 2, 200);
+        assert!(t.out_vacant_with(&mut hints, Proto::Tcp, rs, 8080, local, 5556));
     }
 
     #[test]

@@ -841,14 +841,14 @@ enum Side {
 }
 
 impl Side {
-    /// The hash `c` is indexed under on this side.
+    /// The hash `c` is indexed under on this side of `t`.
     #[cfg(test)]
-    fn hash_of<A: FlowAddr>(self, c: &Conn<A>, hasher: &SipHasher13) -> u64 {
+    fn hash_of<A: FlowAddr>(self, c: &Conn<A>, t: &ConnTable<'_, A>) -> u64 {
         match self {
-            Side::In => Key::of_in(c).hash(hasher),
+            Side::In => Key::of_in(c).hash(&t.hasher),
             Side::Out => {
                 let k = Key::of_out(c);
-                k.out_hash(k.end_hash(hasher))
+                t.out_h(&k, t.key_end_hash(&k))
             }
         }
     }
@@ -1193,6 +1193,9 @@ pub struct ConnTable<'a, A: FlowAddr> {
     /// The same for out-indexed entries by real-server address: a new connection's
     /// packet (whose source is a client) skips the reply lookup.
     out_filter: [u32; FILTER_BUCKETS],
+    /// Slots from the start of the out index to its first 64-byte boundary (0 to
+    /// `LINE_SLOTS - 1`), added to every out key's hash ([`ConnTable::out_h`]).
+    out_line: u64,
     /// Head of the free list, [`NO_CONN`] when full.
     free: ConnId,
     len: u32,
@@ -1242,6 +1245,9 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         if !valid(out_index.len()) {
             return Err(TableError::OutIndexLen);
         }
+        // The slots before the out index's first 64-byte boundary (its slots are 4
+        // bytes, so the address is a multiple of 4): only the address is read.
+        let out_line = (64 - out_index.as_ptr() as usize % 64) % 64 / 4;
         let mut t = ConnTable {
             entries,
             in_index,
@@ -1249,6 +1255,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             hasher: SipHasher13::new_with_key(&seed),
             in_filter: [0; FILTER_BUCKETS],
             out_filter: [0; FILTER_BUCKETS],
+            out_line: out_line as u64,
             free: NO_CONN,
             len: 0,
             sweep_cursor: 0,
@@ -1377,7 +1384,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         }
         let h = match prepared {
             Some(p) if p.side == Side::Out => p.hash,
-            _ => key.out_hash(self.end_hash_with(key, hints)),
+            _ => self.out_h(key, self.end_hash_with(key, hints)),
         };
         match probe(self.out_index, self.entries, h, key) {
             Probe::Found(id) => Some(id),
@@ -1412,7 +1419,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             return None;
         }
         Some(Prepared {
-            hash: key_out.out_hash(key_out.end_hash(&self.hasher)),
+            hash: self.out_h(&key_out, self.key_end_hash(&key_out)),
             side: Side::Out,
         })
     }
@@ -1421,7 +1428,22 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     /// (see the module docs).
     #[inline]
     pub(crate) fn end_hash(&self, proto: Proto, laddr: A, lport: u16) -> u64 {
-        Key::local_end(proto, laddr, lport).hash(&self.hasher)
+        self.key_end_hash(&Key::local_end(proto, laddr, lport))
+    }
+
+    /// The keyed hash of out key `key`'s local end ([`Key::end_hash`]).
+    #[inline(always)]
+    fn key_end_hash(&self, key: &Key<A>) -> u64 {
+        key.end_hash(&self.hasher)
+    }
+
+    /// The hash out key `key` is indexed under, given its local end's: its
+    /// [`Key::out_hash`], moved by [`ConnTable::out_line`] slots so that the groups of
+    /// [`LINE_SLOTS`] slots that `out_hash` moves a key within are the out index's
+    /// cache lines, wherever the caller's slice starts.
+    #[inline(always)]
+    fn out_h(&self, key: &Key<A>, end_hash: u64) -> u64 {
+        key.out_hash(end_hash).wrapping_add(self.out_line)
     }
 
     /// The hash of the flow key `(proto, caddr, cport, vaddr, vport)` ([`Prepared`]'s
@@ -1464,15 +1486,16 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         let end = self.end_hash_with(&key, hints);
         hints.keep_end(proto, laddr, lport, end);
         matches!(
-            probe(self.out_index, self.entries, key.out_hash(end), &key),
+            probe(self.out_index, self.entries, self.out_h(&key, end), &key),
             Probe::Vacant(_)
         )
     }
 
-    /// The value of the out index's home slot for hash `h` (only a read).
+    /// The value of the slot that local end hash `h` names in the out index (only a
+    /// read): in the cache line where every out key with that end starts.
     #[inline]
     pub(crate) fn out_home_slot(&self, h: u64) -> u32 {
-        home_value(self.out_index, h)
+        home_value(self.out_index, h.wrapping_add(self.out_line))
     }
 
     /// Readies the insert of a connection whose out key will have local end
@@ -1651,7 +1674,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     fn end_hash_with(&self, key: &Key<A>, hints: &Hints<A>) -> u64 {
         match hints.get_end(key) {
             Some(h) => h,
-            None => key.end_hash(&self.hasher),
+            None => self.key_end_hash(key),
         }
     }
 
@@ -1712,7 +1735,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         };
         let out = if new.is_out_indexed() {
             let out_key = Key::of_out(&new);
-            let out_h = out_key.out_hash(self.end_hash_with(&out_key, hints));
+            let out_h = self.out_h(&out_key, self.end_hash_with(&out_key, hints));
             let pos = match probe(self.out_index, self.entries, out_h, &out_key) {
                 Probe::Vacant(p) => p,
                 Probe::Found(_) => return Err((conn, InsertError::Duplicate)),
@@ -1798,7 +1821,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         self.filter_add(Side::In, &in_key, false);
         if c.is_out_indexed() {
             let out_key = Key::of_out(&c);
-            let out_h = out_key.out_hash(out_key.end_hash(&self.hasher));
+            let out_h = self.out_h(&out_key, self.key_end_hash(&out_key));
             if let Some(pos) = find_slot(self.out_index, out_h, id) {
                 delete_slot(self.out_index, pos);
             }
@@ -1973,7 +1996,7 @@ impl<A: FlowAddr> ConnTable<'_, A> {
             if c.is_out_indexed() {
                 out_live += 1;
                 let k = Key::of_out(c);
-                let h = k.out_hash(k.end_hash(&self.hasher));
+                let h = self.out_h(&k, self.key_end_hash(&k));
                 assert!(
                     find_slot(self.out_index, h, id).is_some(),
                     "{id} not in the out index"
@@ -2040,7 +2063,7 @@ impl<A: FlowAddr> ConnTable<'_, A> {
                 n += 1;
                 let id = slot_id(slot);
                 let c = self.get(id).expect("slot names a free entry");
-                let h = side.hash_of(c, &self.hasher);
+                let h = side.hash_of(c, self);
                 let home = home_of(h, mask);
                 let dist = pos.wrapping_sub(home) & mask;
                 assert!(dist < MAX_PROBE, "entry {id} {dist} slots from home");
@@ -2321,22 +2344,15 @@ mod test {
         );
         assert!(hints.out_end.is_none(), "a reply's lookup keeps nothing");
         let out_key = Key::of_out(&c);
-        let h = out_key.end_hash(&t.hasher);
+        let h = t.key_end_hash(&out_key);
         // Before the real server is known, a NAT connection's out key is placed by its
         // local end (the client's), and that hash's home slot read.
         let mut hints2 = Hints::new();
         let slot = t.prepare_out_end(&mut hints2, Proto::Tcp, v4(1), 1000);
         assert_eq!(hints2.get_end(&out_key), Some(h));
         assert_eq!(hints2.get_end(&Key::of_out(&nat(1, 1001, 1))), None);
-        assert_eq!(slot, t.out_index[home_of(h, t.out_index.len() - 1)]);
-        // The home slot is in the end's line of the index, whatever the real server.
-        let line = |h: u64| home_of(h, t.out_index.len() - 1) / LINE_SLOTS as usize;
-        assert_eq!(line(out_key.out_hash(h)), line(h));
-        assert_eq!(
-            line(Key::of_out(&nat(1, 1000, 2)).out_hash(h)),
-            line(h),
-            "another real server, the same line"
-        );
+        let mask = t.out_index.len() - 1;
+        assert_eq!(slot, t.out_index[home_of(h.wrapping_add(t.out_line), mask)]);
         let a = t.insert_with(c, &hints).unwrap();
         t.check();
         assert_eq!(t.lookup_in(Proto::Tcp, v4(1), 1000, v4(100), 80), Some(a));
@@ -2497,8 +2513,8 @@ mod test {
         for (c, id) in [(n, a), (f, b)] {
             let k = Key::of_out(&c);
             let end_h = t.end_hash(c.proto, c.laddr, c.lport);
-            assert_eq!(end_h, k.end_hash(&t.hasher));
-            assert!(find_slot(t.out_index, k.out_hash(end_h), id).is_some());
+            assert_eq!(end_h, t.key_end_hash(&k));
+            assert!(find_slot(t.out_index, t.out_h(&k, end_h), id).is_some());
             // Replies: found one packet at a time and from a `Prepared`.
             let reply = (c.proto, rs, 8080, c.laddr, c.lport);
             assert_eq!(
@@ -2508,7 +2524,7 @@ mod test {
             let p = t
                 .prepare(reply.0, reply.1, reply.2, reply.3, reply.4)
                 .unwrap();
-            assert!(p.side == Side::Out && p.hash == k.out_hash(end_h));
+            assert!(p.side == Side::Out && p.hash == t.out_h(&k, end_h));
             let r = t.lookup_prepared(Some(p), reply.0, reply.1, reply.2, reply.3, reply.4);
             assert_eq!(r, Some((id, true)));
             // A `Prepared` of another packet only makes the lookup miss.
@@ -2520,14 +2536,24 @@ mod test {
             assert_eq!(r, None);
         }
         // The same local end towards another real server: the same line of the index.
-        let other_rs = Key::of_out(&fullnat(8, 5555)).out_hash(t.end_hash(Proto::Tcp, local, 5555));
+        let other_rs = t.out_h(
+            &Key::of_out(&fullnat(8, 5555)),
+            t.end_hash(Proto::Tcp, local, 5555),
+        );
         let f2 = Conn {
             daddr: Ipv4Addr::new(10, 0, 1, 2),
             ..fullnat(9, 5555)
         };
-        let k2 = Key::of_out(&f2).out_hash(t.end_hash(Proto::Tcp, local, 5555));
-        let line = |h: u64| home_of(h, mask) / LINE_SLOTS as usize;
-        assert_eq!(line(other_rs), line(k2));
+        let k2 = t.out_h(&Key::of_out(&f2), t.end_hash(Proto::Tcp, local, 5555));
+        // Groups of `LINE_SLOTS` from slot `out_line`, which starts a cache line.
+        assert_eq!(
+            (t.out_index.as_ptr() as usize + 4 * t.out_line as usize) % 64,
+            0
+        );
+        let line = |h: u64| (home_of(h, mask).wrapping_sub(t.out_line as usize) & mask) / 16;
+        let end = t.end_hash(Proto::Tcp, local, 5555).wrapping_add(t.out_line);
+        assert_eq!(line(other_rs), line(end));
+        assert_eq!(line(k2), line(end));
         let c2 = t.insert(f2).unwrap();
         t.check();
         assert_eq!(

@@ -1483,8 +1483,14 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         lport: u16,
     ) -> bool {
         let key = Key::out(proto, daddr, dport, laddr, lport);
-        let end = self.end_hash_with(&key, hints);
-        hints.keep_end(proto, laddr, lport, end);
+        let end = match hints.get_end(&key) {
+            Some(h) => h,
+            None => {
+                let h = self.key_end_hash(&key);
+                hints.keep_end(proto, laddr, lport, h);
+                h
+            }
+        };
         matches!(
             probe(self.out_index, self.entries, self.out_h(&key, end), &key),
             Probe::Vacant(_)

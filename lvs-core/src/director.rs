@@ -452,7 +452,7 @@ pub struct Service<'a, const D: usize> {
 
 impl<const D: usize> Service<'_, D> {
     /// After a change to its members or to one of them: the scheduler sees them anew,
-    /// and `masq` follows.
+    /// and `masq` and `fullnat` follow.
     fn members_changed(&mut self, dests: &[Option<RealServer>]) {
         self.sched.sched().update(Dests::new(dests, &self.members));
         let has = |m: Method| {

@@ -848,7 +848,7 @@ impl Side {
             Side::In => Key::of_in(c).hash(&t.hasher),
             Side::Out => {
                 let k = Key::of_out(c);
-                t.out_h(&k, t.key_end_hash(&k))
+                t.out_h(&k, k.end_hash(&t.hasher))
             }
         }
     }
@@ -1419,7 +1419,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
             return None;
         }
         Some(Prepared {
-            hash: self.out_h(&key_out, self.key_end_hash(&key_out)),
+            hash: self.out_h(&key_out, key_out.end_hash(&self.hasher)),
             side: Side::Out,
         })
     }
@@ -1428,13 +1428,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     /// (see the module docs).
     #[inline]
     pub(crate) fn end_hash(&self, proto: Proto, laddr: A, lport: u16) -> u64 {
-        self.key_end_hash(&Key::local_end(proto, laddr, lport))
-    }
-
-    /// The keyed hash of out key `key`'s local end ([`Key::end_hash`]).
-    #[inline(always)]
-    fn key_end_hash(&self, key: &Key<A>) -> u64 {
-        key.end_hash(&self.hasher)
+        Key::local_end(proto, laddr, lport).hash(&self.hasher)
     }
 
     /// The hash out key `key` is indexed under, given its local end's: its
@@ -1486,7 +1480,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         let end = match hints.get_end(&key) {
             Some(h) => h,
             None => {
-                let h = self.key_end_hash(&key);
+                let h = key.end_hash(&self.hasher);
                 hints.keep_end(proto, laddr, lport, h);
                 h
             }
@@ -1680,7 +1674,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     fn end_hash_with(&self, key: &Key<A>, hints: &Hints<A>) -> u64 {
         match hints.get_end(key) {
             Some(h) => h,
-            None => self.key_end_hash(key),
+            None => key.end_hash(&self.hasher),
         }
     }
 
@@ -1827,7 +1821,7 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
         self.filter_add(Side::In, &in_key, false);
         if c.is_out_indexed() {
             let out_key = Key::of_out(&c);
-            let out_h = self.out_h(&out_key, self.key_end_hash(&out_key));
+            let out_h = self.out_h(&out_key, out_key.end_hash(&self.hasher));
             if let Some(pos) = find_slot(self.out_index, out_h, id) {
                 delete_slot(self.out_index, pos);
             }
@@ -2002,7 +1996,7 @@ impl<A: FlowAddr> ConnTable<'_, A> {
             if c.is_out_indexed() {
                 out_live += 1;
                 let k = Key::of_out(c);
-                let h = self.out_h(&k, self.key_end_hash(&k));
+                let h = self.out_h(&k, k.end_hash(&self.hasher));
                 assert!(
                     find_slot(self.out_index, h, id).is_some(),
                     "{id} not in the out index"
@@ -2350,7 +2344,7 @@ mod test {
         );
         assert!(hints.out_end.is_none(), "a reply's lookup keeps nothing");
         let out_key = Key::of_out(&c);
-        let h = t.key_end_hash(&out_key);
+        let h = out_key.end_hash(&t.hasher);
         // Before the real server is known, a NAT connection's out key is placed by its
         // local end (the client's), and that hash's home slot read.
         let mut hints2 = Hints::new();
@@ -2519,7 +2513,7 @@ mod test {
         for (c, id) in [(n, a), (f, b)] {
             let k = Key::of_out(&c);
             let end_h = t.end_hash(c.proto, c.laddr, c.lport);
-            assert_eq!(end_h, t.key_end_hash(&k));
+            assert_eq!(end_h, k.end_hash(&t.hasher));
             assert!(find_slot(t.out_index, t.out_h(&k, end_h), id).is_some());
             // Replies: found one packet at a time and from a `Prepared`.
             let reply = (c.proto, rs, 8080, c.laddr, c.lport);

@@ -715,10 +715,11 @@ impl<A: FlowAddr> Key<A> {
         }
         // A multiplicative hash's top bits; unkeyed, as the real-server pair is the
         // director's configuration, not a client's choice.
+        // Its top 8 bits, rotated so that 4 land on the tag and 4 on the slot's place
+        // in its line.
         let m = u64::from(x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let tag = m & !(u64::MAX >> TAG_BITS);
-        let slot = (m >> (64 - TAG_BITS - LINE_SLOTS.trailing_zeros())) & (LINE_SLOTS - 1);
-        end_hash ^ tag ^ slot
+        let mix = !(u64::MAX >> TAG_BITS) | (LINE_SLOTS - 1);
+        end_hash ^ (m.rotate_left(LINE_SLOTS.trailing_zeros()) & mix)
     }
 
     /// The keyed hash: SipHash-1-3 over kind, protocol, then each address and port in

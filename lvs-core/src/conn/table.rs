@@ -1510,9 +1510,8 @@ impl<'a, A: FlowAddr> ConnTable<'a, A> {
     /// schedules, instead of after.
     #[inline]
     pub fn prepare_out_end(&self, hints: &mut Hints<A>, proto: Proto, laddr: A, lport: u16) -> u32 {
-        let end = Key::local_end(proto, laddr, lport);
-        let h = self.end_hash_with(&end, hints);
-        hints.out_end = Some((end, h));
+        let h = self.end_hash_with(&Key::local_end(proto, laddr, lport), hints);
+        hints.keep_end(proto, laddr, lport, h);
         self.out_home_slot(h)
     }
 
